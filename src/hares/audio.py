@@ -1,0 +1,185 @@
+"""Audio loading, cropping and the HARES log-mel frontend (PROTOCOL.md sections 1 and 2)."""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+import torch
+from torch import nn
+
+SAMPLE_RATE = 16000
+WIN_LENGTH = 400  # 25 ms
+HOP_LENGTH = 160  # 10 ms
+N_FFT = 512
+N_MELS = 80
+F_MIN = 60.0
+F_MAX = 7800.0
+LOG_FLOOR = 1e-5
+EVAL_WINDOW_S = 10.24
+EVAL_MIN_LAST_S = 1.0
+
+FRONTEND_CONFIG = {
+    "sample_rate": SAMPLE_RATE,
+    "win_length": WIN_LENGTH,
+    "hop_length": HOP_LENGTH,
+    "n_fft": N_FFT,
+    "n_mels": N_MELS,
+    "f_min": F_MIN,
+    "f_max": F_MAX,
+    "log_floor": LOG_FLOOR,
+    "window": "periodic_hann",
+    "mel_scale": "htk(tf.signal)",
+    "magnitude": "abs",
+    "center": False,
+    "resampler": "soxr-HQ",
+}
+
+
+class AudioError(ValueError):
+    """An audio file that cannot be used; the message names the file and the problem."""
+
+
+def load_audio(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Decode `path` (wav/flac/ogg/mp3) to float32 mono in [-1, 1] at `sample_rate`, resampled with soxr HQ."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such audio file")
+    try:
+        data, sr = sf.read(str(path), dtype="float32", always_2d=True)  # (N, C)
+    except Exception as e:  # libsndfile raises LibsndfileError / RuntimeError / TypeError on bad files
+        raise AudioError(f"{path}: cannot decode as audio ({type(e).__name__}: {e})") from e
+    if data.shape[0] == 0:
+        raise AudioError(f"{path}: has zero samples")
+    if not np.isfinite(data).all():
+        raise AudioError(f"{path}: contains non-finite samples (NaN or inf)")
+    wav = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
+    if sr != sample_rate:
+        wav = soxr.resample(wav, sr, sample_rate, quality="HQ")
+    return np.ascontiguousarray(np.clip(wav, -1.0, 1.0), dtype=np.float32)
+
+
+def pad_to(wav: np.ndarray, length: int) -> np.ndarray:
+    """Zero-pad at the end to at least `length` samples."""
+    if wav.shape[-1] >= length:
+        return wav
+    return np.pad(wav, [(0, 0)] * (wav.ndim - 1) + [(0, length - wav.shape[-1])])
+
+
+def random_crop(wav: np.ndarray, length: int, rng: np.random.Generator) -> np.ndarray:
+    """A uniformly placed crop of `length` samples (zero-padded first if the clip is shorter)."""
+    wav = pad_to(wav, length)
+    start = int(rng.integers(0, wav.shape[-1] - length + 1))
+    return wav[..., start : start + length]
+
+
+def centre_crop(wav: np.ndarray, length: int) -> np.ndarray:
+    """The middle `length` samples (zero-padded first if the clip is shorter)."""
+    wav = pad_to(wav, length)
+    start = (wav.shape[-1] - length) // 2
+    return wav[..., start : start + length]
+
+
+def eval_windows(
+    wav: np.ndarray,
+    sample_rate: int = SAMPLE_RATE,
+    window_s: float = EVAL_WINDOW_S,
+    min_last_s: float = EVAL_MIN_LAST_S,
+) -> list[np.ndarray]:
+    """PROTOCOL section 2: the whole clip up to `window_s`; longer clips in consecutive windows.
+
+    The last window is zero-padded to `min_last_s` only if it is shorter than that, else kept as is.
+    Every window is at least one STFT frame long. The caller averages the window embeddings.
+    """
+    win = int(round(window_s * sample_rate))
+    min_last = int(round(min_last_s * sample_rate))
+    if wav.shape[-1] <= win:
+        return [pad_to(wav, WIN_LENGTH)]
+    windows = [wav[..., s : s + win] for s in range(0, wav.shape[-1], win)]
+    if windows[-1].shape[-1] < min_last:
+        windows[-1] = pad_to(windows[-1], min_last)
+    return windows
+
+
+def num_frames(num_samples: int) -> int:
+    """Frames of the frontend for a clip of `num_samples` (clips shorter than a window count as one window)."""
+    return 1 + (max(num_samples, WIN_LENGTH) - WIN_LENGTH) // HOP_LENGTH
+
+
+def _hz_to_mel(f: np.ndarray) -> np.ndarray:
+    return 1127.0 * np.log1p(f / 700.0)  # == 2595 * log10(1 + f / 700)
+
+
+def mel_weight_matrix(
+    n_mels: int = N_MELS,
+    n_bins: int = N_FFT // 2 + 1,
+    sample_rate: int = SAMPLE_RATE,
+    f_min: float = F_MIN,
+    f_max: float = F_MAX,
+) -> np.ndarray:
+    """`tf.signal.linear_to_mel_weight_matrix`: (n_bins, n_mels), triangles in the mel domain, DC bin zero."""
+    freqs = np.linspace(0.0, sample_rate / 2.0, n_bins)[1:]
+    bins_mel = _hz_to_mel(freqs)[:, None]  # (n_bins - 1, 1)
+    edges = np.linspace(_hz_to_mel(np.float64(f_min)), _hz_to_mel(np.float64(f_max)), n_mels + 2)
+    lower, centre, upper = edges[:-2][None], edges[1:-1][None], edges[2:][None]  # (1, n_mels)
+    lower_slope = (bins_mel - lower) / (centre - lower)
+    upper_slope = (upper - bins_mel) / (upper - centre)
+    weights = np.maximum(0.0, np.minimum(lower_slope, upper_slope))
+    return np.pad(weights, [(1, 0), (0, 0)]).astype(np.float32)
+
+
+class LogMel(nn.Module):
+    """Waveforms (B, N) at 16 kHz -> log-mels (B, 1, T, 80), T = 1 + (N - 400) // 160.
+
+    Frames of 400 samples with a periodic Hann window, zero-padded to 512 for the FFT (as `tf.signal.stft`),
+    magnitude, HTK mel 60-7800 Hz (`tf.signal.linear_to_mel_weight_matrix`), natural log of max(mel, 1e-5).
+    `torch.stft(n_fft=512, win_length=400)` centres the 400-sample window inside each 512-sample frame; we
+    shift the signal by (512 - 400) / 2 samples so the windowed samples are exactly tf's frames. The offset
+    inside the FFT buffer only changes the phase, never the magnitude.
+    """
+
+    def __init__(
+        self,
+        sample_rate: int = SAMPLE_RATE,
+        n_mels: int = N_MELS,
+        win_length: int = WIN_LENGTH,
+        hop_length: int = HOP_LENGTH,
+        n_fft: int = N_FFT,
+        f_min: float = F_MIN,
+        f_max: float = F_MAX,
+        log_floor: float = LOG_FLOOR,
+    ) -> None:
+        super().__init__()
+        self.win_length, self.hop_length, self.n_fft, self.log_floor = win_length, hop_length, n_fft, log_floor
+        self.n_mels = n_mels
+        self.register_buffer("window", torch.hann_window(win_length, periodic=True), persistent=False)
+        mel = mel_weight_matrix(n_mels, n_fft // 2 + 1, sample_rate, f_min, f_max)
+        self.register_buffer("mel", torch.from_numpy(mel), persistent=False)  # (n_fft // 2 + 1, n_mels)
+
+    def forward(self, wav: torch.Tensor) -> torch.Tensor:
+        if wav.ndim == 1:
+            wav = wav[None]
+        wav = wav.float()
+        if wav.shape[-1] < self.win_length:
+            wav = nn.functional.pad(wav, (0, self.win_length - wav.shape[-1]))
+        shift = (self.n_fft - self.win_length) // 2
+        wav = nn.functional.pad(wav, (shift, self.n_fft - self.win_length - shift))  # (B, N + 112)
+        spec = torch.stft(
+            wav,
+            self.n_fft,
+            hop_length=self.hop_length,
+            win_length=self.win_length,
+            window=self.window,
+            center=False,
+            return_complex=True,
+        ).abs()  # (B, n_fft // 2 + 1, T)
+        mel = torch.matmul(spec.transpose(1, 2), self.mel)  # (B, T, n_mels)
+        return torch.log(mel.clamp_min(self.log_floor)).unsqueeze(1)  # (B, 1, T, n_mels)
+
+
+def frames_for_seconds(seconds: float, sample_rate: int = SAMPLE_RATE) -> int:
+    return num_frames(int(math.floor(seconds * sample_rate)))

@@ -1,0 +1,50 @@
+"""The `hares` command line: argparse subcommands, each a plain function (torchtune pattern).
+
+Each command module exposes `register(subparsers)` and keeps its heavy imports inside the command
+function, so `hares --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from hares import __version__
+
+COMMAND_MODULES = (
+    "hares.demo",  # demo
+    "hares.evaluate.cli",  # eval, tasks
+    "hares.models.cli",  # encoders, convert-haiku
+    "hares.train.cli",  # pretrain, shards
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hares", description="Learn and evaluate universal audio representations (HARES, Slowfast NFNet)."
+    )
+    parser.add_argument("--version", action="version", version=f"hares {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as e:  # a command family not built yet
+            if e.name != name:
+                raise
+            continue
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Data: manifests of clips, dataset adapters (one file per dataset) and generic datasets."""

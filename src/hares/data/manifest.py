@@ -1,0 +1,88 @@
+"""The manifest: one row per clip, the only thing that flows from dataset adapters to everything downstream."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from hares.io import atomic_path
+
+SPLITS = ("train", "valid", "test")
+
+
+@dataclass(frozen=True)
+class Clip:
+    """One audio clip of a task.
+
+    path: absolute path of the audio file.
+    labels: class names (one for single-label tasks, any number for multi-label ones).
+    split: "train", "valid" or "test" (ESC-50 uses fold names "fold1".."fold5"; the task resolves them).
+    group: what must stay inside one split (speaker, recording, source); "" when the dataset has none.
+    start, end: optional segment of the file in seconds (end 0 = to the end of the file).
+    """
+
+    path: str
+    labels: tuple[str, ...]
+    split: str
+    group: str = ""
+    start: float = 0.0
+    end: float = 0.0
+    extra: dict = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def label(self) -> str:
+        return self.labels[0]
+
+
+def write_manifest(clips: Iterable[Clip], path: str | os.PathLike) -> None:
+    """Write clips as JSON lines, atomically."""
+    with atomic_path(path) as tmp, open(tmp, "w") as f:
+        for c in clips:
+            row = asdict(c)
+            row["labels"] = list(c.labels)
+            f.write(json.dumps(row, sort_keys=True) + "\n")
+
+
+def read_manifest(path: str | os.PathLike) -> list[Clip]:
+    clips = []
+    with open(path) as f:
+        for i, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                row["labels"] = tuple(row["labels"])
+                clips.append(Clip(**row))
+            except (ValueError, KeyError, TypeError) as e:
+                raise ValueError(f"{path}:{i}: malformed manifest row ({e})") from e
+    return clips
+
+
+def manifest_hash(clips: Iterable[Clip]) -> str:
+    """A content hash of the rows (paths, labels, splits, groups, segments), order-sensitive."""
+    h = hashlib.sha256()
+    for c in clips:
+        h.update(json.dumps([c.path, list(c.labels), c.split, c.group, c.start, c.end]).encode())
+        h.update(b"\n")
+    return h.hexdigest()
+
+
+def check_disjoint(clips: Iterable[Clip], where: str = "") -> None:
+    """Raise if a clip (path + segment) or a non-empty group appears in more than one split."""
+    by_key: dict[tuple, str] = {}
+    by_group: dict[str, str] = {}
+    for c in clips:
+        key = (c.path, c.start, c.end)
+        if by_key.setdefault(key, c.split) != c.split:
+            raise ValueError(f"{where}{c.path}: appears in splits {by_key[key]!r} and {c.split!r}")
+        if c.group and by_group.setdefault(c.group, c.split) != c.split:
+            raise ValueError(f"{where}group {c.group!r} appears in splits {by_group[c.group]!r} and {c.split!r}")
+
+
+def resolve(path: str | os.PathLike, base: str | os.PathLike) -> str:
+    p = Path(path)
+    return str(p if p.is_absolute() else (Path(base) / p).resolve())

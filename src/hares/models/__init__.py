@@ -1,0 +1,21 @@
+"""Networks by name: `create_model("sf_nfnet_f0")`, `list_models("*_tiny")`.
+
+Every network takes log-mels (B, 1, T, F) and returns the pooled scene embedding (B, embed_dim);
+`forward_frames` returns frame embeddings (B, T', embed_dim) (mean over frequency of the last map).
+"""
+
+from hares.models._registry import MODELS, create_model, list_models, register_model
+from hares.models.checkpoint import load_checkpoint, read_metadata, save_checkpoint, state_dict_hash
+
+# Family files register their builders on import (one file per family).
+
+__all__ = [
+    "MODELS",
+    "create_model",
+    "list_models",
+    "register_model",
+    "load_checkpoint",
+    "read_metadata",
+    "save_checkpoint",
+    "state_dict_hash",
+]
