@@ -4,10 +4,11 @@ Every network takes log-mels (B, 1, T, F) and returns the pooled scene embedding
 `forward_frames` returns frame embeddings (B, T', embed_dim) (mean over frequency of the last map).
 """
 
+# Family files register their builders on import (one file per family).
+from hares.models import nfnet  # noqa: F401
 from hares.models._registry import MODELS, create_model, list_models, register_model
 from hares.models.checkpoint import load_checkpoint, read_metadata, save_checkpoint, state_dict_hash
-
-# Family files register their builders on import (one file per family).
+from hares.models.haiku import load_haiku
 
 __all__ = [
     "MODELS",
@@ -15,6 +16,7 @@ __all__ = [
     "list_models",
     "register_model",
     "load_checkpoint",
+    "load_haiku",
     "read_metadata",
     "save_checkpoint",
     "state_dict_hash",

@@ -53,7 +53,9 @@ def load_checkpoint(path: str | os.PathLike, name: str | None = None, map_locati
     state = load_file(str(path), device=map_location)
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:
-        raise ValueError(f"{path}: weights do not match model {name!r}: missing {missing[:5]}, unexpected {unexpected[:5]}")
+        raise ValueError(
+            f"{path}: weights do not match model {name!r}: missing {missing[:5]}, unexpected {unexpected[:5]}"
+        )
     return model
 
 
