@@ -37,6 +37,7 @@ FRONTEND_CONFIG = {
     "magnitude": "abs",
     "center": False,
     "resampler": "soxr-HQ",
+    "compute_dtype": "float64",
 }
 
 
@@ -129,7 +130,7 @@ def mel_weight_matrix(
     lower_slope = (bins_mel - lower) / (centre - lower)
     upper_slope = (upper - bins_mel) / (upper - centre)
     weights = np.maximum(0.0, np.minimum(lower_slope, upper_slope))
-    return np.pad(weights, [(1, 0), (0, 0)]).astype(np.float32)
+    return np.pad(weights, [(1, 0), (0, 0)])
 
 
 class LogMel(nn.Module):
@@ -140,6 +141,11 @@ class LogMel(nn.Module):
     `torch.stft(n_fft=512, win_length=400)` centres the 400-sample window inside each 512-sample frame; we
     shift the signal by (512 - 400) / 2 samples so the windowed samples are exactly tf's frames. The offset
     inside the FFT buffer only changes the phase, never the magnitude.
+
+    The window and STFT run in float64 by default (the mel projection and output in float32): real recordings
+    resampled from 8 kHz have mel bands 1e-6 below the peak, where float32 rounding of the window and FFT leaks
+    enough energy to move log-mels near the floor by up to 0.1. Pass `dtype=torch.float32` for about twice the
+    speed where that matters more (see BENCHMARKS.md).
     """
 
     def __init__(
@@ -152,18 +158,23 @@ class LogMel(nn.Module):
         f_min: float = F_MIN,
         f_max: float = F_MAX,
         log_floor: float = LOG_FLOOR,
+        dtype: torch.dtype = torch.float64,
     ) -> None:
         super().__init__()
         self.win_length, self.hop_length, self.n_fft, self.log_floor = win_length, hop_length, n_fft, log_floor
         self.n_mels = n_mels
-        self.register_buffer("window", torch.hann_window(win_length, periodic=True), persistent=False)
+        self.register_buffer("window", torch.hann_window(win_length, periodic=True, dtype=dtype), persistent=False)
         mel = mel_weight_matrix(n_mels, n_fft // 2 + 1, sample_rate, f_min, f_max)
-        self.register_buffer("mel", torch.from_numpy(mel), persistent=False)  # (n_fft // 2 + 1, n_mels)
+        self.register_buffer("mel", torch.from_numpy(mel).float(), persistent=False)  # (n_fft // 2 + 1, n_mels)
 
     def forward(self, wav: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(wav.device.type, enabled=False):  # never in bf16/fp16: the log floor is 1e-5
+            return self._logmel(wav)
+
+    def _logmel(self, wav: torch.Tensor) -> torch.Tensor:
         if wav.ndim == 1:
             wav = wav[None]
-        wav = wav.float()
+        wav = wav.to(self.window.dtype)  # (B, N)
         if wav.shape[-1] < self.win_length:
             wav = nn.functional.pad(wav, (0, self.win_length - wav.shape[-1]))
         shift = (self.n_fft - self.win_length) // 2
@@ -176,8 +187,10 @@ class LogMel(nn.Module):
             window=self.window,
             center=False,
             return_complex=True,
-        ).abs()  # (B, n_fft // 2 + 1, T)
-        mel = torch.matmul(spec.transpose(1, 2), self.mel)  # (B, T, n_mels)
+        )  # (B, n_fft // 2 + 1, T) complex
+        mag = torch.linalg.vector_norm(torch.view_as_real(spec), dim=-1).float()  # |STFT|, faster than .abs()
+        # The mel sum has only non-negative terms (no cancellation), so float32 keeps it accurate.
+        mel = torch.matmul(mag.transpose(1, 2), self.mel.float())  # (B, T, n_mels)
         return torch.log(mel.clamp_min(self.log_floor)).unsqueeze(1)  # (B, 1, T, n_mels)
 
 

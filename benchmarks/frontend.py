@@ -1,0 +1,127 @@
+"""Frontend throughput: decode + resample + log-mel, hares vs librosa computing the same features.
+
+Writes `--clips` 3 s clips at 44.1 kHz (wav, 16-bit) to a temporary folder, then times, in this one process:
+  hares:   `load_audio` in a thread pool (soundfile + soxr HQ release the GIL) and `LogMel` on batches of 64;
+  librosa: `librosa.load(sr=16000, res_type="soxr_hq")` and `librosa.feature.melspectrogram` (same STFT framing,
+           HTK mel 60-7800 Hz, magnitude) + log, one clip at a time as librosa works.
+Prints clips/s, real-time factor (audio seconds per wall second) and the ratio, for the whole pipeline and for the
+feature step alone. Usage: python benchmarks/frontend.py [--clips 256] [--threads N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+
+from hares.audio import LogMel, load_audio
+
+SECONDS, SOURCE_SR, BATCH = 3.0, 44100, 64
+
+
+def hares_features(files: list[Path], threads: int, frontend: LogMel) -> float:
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(threads) as pool, torch.inference_mode():
+        for i in range(0, len(files), BATCH):
+            wavs = list(pool.map(load_audio, files[i : i + BATCH]))
+            frontend(torch.from_numpy(np.stack(wavs)))
+    return time.perf_counter() - t0
+
+
+def librosa_features(files: list[Path]) -> float:
+    import librosa
+
+    t0 = time.perf_counter()
+    for f in files:
+        y, _ = librosa.load(f, sr=16000, res_type="soxr_hq")
+        m = librosa.feature.melspectrogram(
+            y=y,
+            sr=16000,
+            n_fft=512,
+            hop_length=160,
+            win_length=400,
+            center=False,
+            power=1.0,
+            n_mels=80,
+            fmin=60,
+            fmax=7800,
+            htk=True,
+            norm=None,
+        )
+        np.log(np.maximum(m, 1e-5))
+    return time.perf_counter() - t0
+
+
+def feature_only(n: int) -> tuple[float, float]:
+    import librosa
+
+    wavs = np.random.default_rng(0).uniform(-0.5, 0.5, (n, int(SECONDS * 16000))).astype(np.float32)
+    frontend = LogMel()
+    t0 = time.perf_counter()
+    with torch.inference_mode():
+        for i in range(0, n, BATCH):
+            frontend(torch.from_numpy(wavs[i : i + BATCH]))
+    ours = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    for y in wavs:
+        m = librosa.feature.melspectrogram(
+            y=y,
+            sr=16000,
+            n_fft=512,
+            hop_length=160,
+            win_length=400,
+            center=False,
+            power=1.0,
+            n_mels=80,
+            fmin=60,
+            fmax=7800,
+            htk=True,
+            norm=None,
+        )
+        np.log(np.maximum(m, 1e-5))
+    return ours, time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--clips", type=int, default=256)
+    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    args = ap.parse_args()
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+        f"torch threads {torch.get_num_threads()}, decode threads {args.threads}"
+    )
+    rng = np.random.default_rng(0)
+    with tempfile.TemporaryDirectory() as d:
+        files = []
+        for i in range(args.clips):
+            f = Path(d) / f"clip{i:04d}.wav"
+            sf.write(f, rng.uniform(-0.5, 0.5, int(SECONDS * SOURCE_SR)).astype(np.float32), SOURCE_SR, "PCM_16")
+            files.append(f)
+        frontend = LogMel()
+        hares_features(files[:BATCH], args.threads, frontend)  # warm-up
+        librosa_features(files[:4])
+        ours = hares_features(files, args.threads, frontend)
+        ref = librosa_features(files)
+    audio_s = args.clips * SECONDS
+    print(f"decode+resample({SOURCE_SR}->16000)+log-mel, {args.clips} clips of {SECONDS:.0f} s, batch {BATCH}:")
+    print(f"  hares   {args.clips / ours:8.1f} clips/s  RTF {audio_s / ours:8.1f}x real time")
+    print(f"  librosa {args.clips / ref:8.1f} clips/s  RTF {audio_s / ref:8.1f}x real time")
+    print(f"  ratio hares/librosa: {ref / ours:.2f}x")
+    ours_f, ref_f = feature_only(args.clips)
+    print(
+        f"log-mel only (waveforms in memory): hares {args.clips / ours_f:.1f} clips/s, "
+        f"librosa {args.clips / ref_f:.1f} clips/s, ratio {ref_f / ours_f:.2f}x"
+    )
+
+
+if __name__ == "__main__":
+    main()
