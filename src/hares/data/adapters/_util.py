@@ -1,0 +1,102 @@
+"""Helpers shared by the dataset adapters: seeded hash splits, strict file / CSV readers, the Manifest list."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from hares.data.manifest import Clip
+
+AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".aif", ".aiff")
+
+
+class Manifest(list):
+    """A list of clips plus `report`: what the adapter counted (clips per split, skipped rows and why)."""
+
+    def __init__(self, clips: Iterable[Clip] = (), report: dict | None = None) -> None:
+        super().__init__(clips)
+        self.report: dict = dict(report or {})
+        self.report.setdefault("clips", count_splits(self))
+
+
+def count_splits(clips: Iterable[Clip]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for c in clips:
+        counts[c.split] = counts.get(c.split, 0) + 1
+    return dict(sorted(counts.items()))
+
+
+def stable_hash(*parts: str) -> int:
+    """A 64-bit hash of the parts that is the same in every Python run (unlike `hash()`)."""
+    digest = hashlib.sha256("\x1f".join(parts).encode()).digest()
+    return int.from_bytes(digest[:8], "big")
+
+
+def unit_hash(*parts: str) -> float:
+    """A deterministic number in [0, 1) from the parts."""
+    return stable_hash(*parts) / 2.0**64
+
+
+def split_by_hash(keys: Iterable[str], fractions: Sequence[tuple[str, float]], seed: str) -> dict[str, str]:
+    """Assign each unique key to a split: keys ordered by their seeded hash, cut at `int(cumulative * n)`.
+
+    Adding or removing one key moves at most the keys near a boundary; the result never depends on the order
+    of `keys` or on anything but the keys themselves.
+    """
+    ordered = sorted(set(keys), key=lambda k: (stable_hash(seed, k), k))
+    n = len(ordered)
+    out: dict[str, str] = {}
+    total = 0.0
+    start = 0
+    for i, (name, p) in enumerate(fractions):
+        total += p
+        end = n if i == len(fractions) - 1 else int(round(total * n, 9))
+        for k in ordered[start:end]:
+            out[k] = name
+        start = end
+    return out
+
+
+def require_file(path: Path, what: str) -> Path:
+    if not path.is_file():
+        raise FileNotFoundError(f"expected {what} at {path}, not found")
+    return path
+
+
+def require_dir(path: Path, what: str) -> Path:
+    if not path.is_dir():
+        raise FileNotFoundError(f"expected {what} folder at {path}, not found")
+    return path
+
+
+def read_csv(
+    path: Path, required: Sequence[str], *, delimiter: str = ",", skipinitialspace: bool = False
+) -> list[dict[str, str]]:
+    """Read a CSV with a header into dicts; raise ValueError naming the file if a required column is missing."""
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f, delimiter=delimiter, skipinitialspace=skipinitialspace)
+        header = [h.strip() for h in (reader.fieldnames or [])]
+        reader.fieldnames = header
+        missing = [c for c in required if c not in header]
+        if missing:
+            raise ValueError(f"{path}: missing column(s) {missing}; header is {header}")
+        return list(reader)
+
+
+def listdir(path: Path) -> set[str]:
+    """File names in a folder (one scandir call; no per-file stat)."""
+    with os.scandir(path) as it:
+        return {e.name for e in it}
+
+
+def check_present(expected: Iterable[str], folder: Path, what: str) -> None:
+    """Raise FileNotFoundError if any expected file name is not in `folder` (listed once)."""
+    present = listdir(folder)
+    missing = sorted(set(expected) - present)
+    if missing:
+        raise FileNotFoundError(
+            f"{len(missing)} {what} file(s) listed in the metadata are missing from {folder}, e.g. {missing[:3]}"
+        )

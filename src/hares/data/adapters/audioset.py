@@ -1,0 +1,116 @@
+"""AudioSet (Gemmeke et al. 2017): 10-s YouTube segments, 527 labels (multi-label, mAP).
+
+Google distributes only metadata; audio is whatever the user downloaded. Layout under the dataset folder:
+- `class_labels_indices.csv` (`index,mid,display_name`, names quoted when they hold commas),
+  `balanced_train_segments.csv`, `eval_segments.csv`, optionally `unbalanced_train_segments.csv`: three header
+  lines starting with `#`, then `YTID, start_seconds, end_seconds, "mid1,mid2,..."` (comma + space separated);
+- audio, one file per segment (already cut to the segment), named by YouTube id, in either convention:
+  PANNs `audios/**/Y<YTID>.wav` (the leading `Y` is stripped) or `audio/**/<YTID>.<wav|flac|...>` (HF mirror).
+Split: test = eval_segments; train = balanced (+ unbalanced unless `balanced_only`), of which a seeded 5% of the
+ids (sha256 of the id) is valid. Segments whose audio is missing (dead YouTube videos are common) are skipped and
+counted in `report["missing"]` per CSV; labels are MIDs (a MID absent from class_labels_indices is an error).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+from hares.data.adapters._util import AUDIO_EXTENSIONS, Manifest, require_file, unit_hash
+from hares.data.manifest import Clip
+
+VALID_FRACTION = 0.05
+SEED = "hares-audioset-valid-v1"
+SEGMENT_FILES = (("balanced_train_segments.csv", "train"), ("unbalanced_train_segments.csv", "train"),
+                 ("eval_segments.csv", "test"))  # fmt: skip
+
+
+def read_class_labels(path: Path) -> dict[str, str]:
+    """MID -> display name, in index order, from class_labels_indices.csv."""
+    out: dict[str, str] = {}
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.reader(f)
+        header = [h.strip() for h in next(reader, [])]
+        if header[:3] != ["index", "mid", "display_name"]:
+            raise ValueError(f"{path}: expected header index,mid,display_name, got {header}")
+        for i, row in enumerate(reader, 2):
+            if not row:
+                continue
+            if len(row) != 3 or int(row[0]) != len(out):
+                raise ValueError(f"{path}:{i}: expected '{len(out)},<mid>,<name>', got {row}")
+            out[row[1]] = row[2]
+    return out
+
+
+def read_segments(path: Path) -> list[tuple[str, float, float, tuple[str, ...]]]:
+    """(ytid, start, end, mids) rows of a segments CSV; `#` lines skipped."""
+    out = []
+    with open(path, newline="", encoding="utf-8") as f:
+        lines = (line for line in f if not line.startswith("#"))
+        for i, row in enumerate(csv.reader(lines, skipinitialspace=True, quotechar='"'), 1):
+            if not row:
+                continue
+            if len(row) != 4:
+                raise ValueError(f"{path}: data row {i}: expected 'YTID, start, end, \"mids\"', got {row}")
+            try:
+                start, end = float(row[1]), float(row[2])
+            except ValueError as e:
+                raise ValueError(f"{path}: data row {i}: bad start/end ({e})") from e
+            out.append((row[0], start, end, tuple(m for m in row[3].split(",") if m)))
+    return out
+
+
+def index_audio(root: Path) -> dict[str, str]:
+    """YTID -> audio path, from `audios/` (PANNs, `Y` prefix) and `audio/` (plain ids); one walk, no stat."""
+    found: dict[str, str] = {}
+    for sub, strip_y in (("audio", False), ("audios", True)):
+        base = root / sub
+        if not base.is_dir():
+            continue
+        for dirpath, _, filenames in os.walk(base):
+            for name in filenames:
+                stem, ext = os.path.splitext(name)
+                if ext.lower() not in AUDIO_EXTENSIONS:
+                    continue
+                if strip_y:
+                    if not stem.startswith("Y"):
+                        continue
+                    stem = stem[1:]
+                found.setdefault(stem, os.path.join(dirpath, name))
+    return found
+
+
+def build(root: Path, balanced_only: bool = False, valid_fraction: float = VALID_FRACTION) -> Manifest:
+    mids = read_class_labels(require_file(root / "class_labels_indices.csv", "class_labels_indices.csv"))
+    if not (root / "audio").is_dir() and not (root / "audios").is_dir():
+        raise FileNotFoundError(f"expected the downloaded audio under {root / 'audios'} (PANNs) or {root / 'audio'}")
+    audio = index_audio(root)
+    clips, listed, missing = [], {}, {}
+    seen: dict[str, str] = {}
+    for name, split in SEGMENT_FILES:
+        path = root / name
+        if name.startswith("unbalanced"):
+            if balanced_only or not path.is_file():
+                continue
+        else:
+            require_file(path, f"the AudioSet segment list {name}")
+        rows = read_segments(path)
+        listed[name], missing[name] = len(rows), 0
+        for ytid, _, _, labels in rows:
+            unknown = [m for m in labels if m not in mids]
+            if unknown:
+                raise ValueError(f"{path}: {ytid}: label(s) {unknown} not in class_labels_indices.csv")
+            file = audio.get(ytid)
+            if file is None:
+                missing[name] += 1
+                continue
+            if ytid in seen:
+                raise ValueError(f"{path}: {ytid} also listed in {seen[ytid]}")
+            seen[ytid] = name
+            s = split
+            if split == "train" and unit_hash(SEED, ytid) < valid_fraction:
+                s = "valid"
+            clips.append(Clip(file, labels, s))
+    report = {"listed": listed, "missing": missing, "audio_files": len(audio)}
+    return Manifest(clips, report)

@@ -1,0 +1,58 @@
+"""VoxCeleb1 speaker identification (Nagrani et al. 2017): 1,251 speakers, official `iden_split.txt`.
+
+Layout (https://www.robots.ox.ac.uk/~vgg/data/voxceleb/vox1.html): `iden_split.txt` (lines
+`<1|2|3> id10001/1zcIwhmdeo4/00001.wav`: 1 train, 2 valid, 3 test) and the audio of both zips
+(`vox1_dev_wav.zip`, `vox1_test_wav.zip`) as `wav/<speaker>/<video>/<nnnnn>.wav`, in one `wav/` or in
+`vox1_dev_wav/wav/` + `vox1_test_wav/wav/`. Label = speaker id (classes = sorted ids, 0..1250); train 138,361 /
+valid 6,904 / test 8,251. Speakers are found by listing the speaker folders once (no per-file stat).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from hares.data.adapters._util import Manifest, require_file
+from hares.data.manifest import Clip
+
+WAV_DIRS = ("wav", "vox1_dev_wav/wav", "vox1_test_wav/wav", "dev/wav", "test/wav")
+SPLIT_CODES = {"1": "train", "2": "valid", "3": "test"}
+
+
+def _speaker_dirs(root: Path) -> dict[str, Path]:
+    where: dict[str, Path] = {}
+    for d in WAV_DIRS:
+        base = root / d
+        if base.is_dir():
+            with os.scandir(base) as it:
+                for e in it:
+                    if e.is_dir():
+                        where.setdefault(e.name, base)
+    return where
+
+
+def build(root: Path) -> Manifest:
+    split_file = require_file(root / "iden_split.txt", "the VoxCeleb1 identification split iden_split.txt")
+    where = _speaker_dirs(root)
+    if not where:
+        raise FileNotFoundError(f"no speaker folders in any of {[str(root / d) for d in WAV_DIRS]}")
+    clips, missing = [], set()
+    with open(split_file) as f:
+        for i, line in enumerate(f, 1):
+            parts = line.split()
+            if not parts:
+                continue
+            if len(parts) != 2 or parts[0] not in SPLIT_CODES or parts[1].count("/") != 2:
+                raise ValueError(f"{split_file}:{i}: expected '<1|2|3> idXXXXX/<video>/<n>.wav', got {line.strip()!r}")
+            speaker = parts[1].split("/")[0]
+            base = where.get(speaker)
+            if base is None:
+                missing.add(speaker)
+                continue
+            clips.append(Clip(str(base / parts[1]), (speaker,), SPLIT_CODES[parts[0]]))
+    if missing:
+        raise FileNotFoundError(
+            f"{len(missing)} speaker folder(s) of iden_split.txt not found under {root} (e.g. {sorted(missing)[:3]}); "
+            "both vox1_dev_wav.zip and vox1_test_wav.zip are needed"
+        )
+    return Manifest(clips, {"speakers": len(where)})
