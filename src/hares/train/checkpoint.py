@@ -1,0 +1,136 @@
+"""Training state on disk: safetensors for tensors, JSON for everything else; no pickle anywhere.
+
+A checkpoint is a folder `<out>/checkpoints/step_XXXXXXXX/` holding
+  model.safetensors  the objective's state dict (encoder, heads, buffers such as BYOL-A's memory),
+  optim.safetensors  the optimiser state tensors, flattened as `state.<param id>.<key>`,
+  rng.safetensors    RNG state tensors of every rank (torch CPU / CUDA, numpy's key array),
+  state.json         step, data position, optimiser param groups and scalars, the other RNG fields, config.
+It is written in a hidden temporary folder that is renamed into place, then `checkpoints/latest` (written
+atomically) names it: a killed run never leaves a half-written checkpoint that resume would pick up.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from hares.io import write_text
+
+LATEST = "latest"
+
+
+def capture_rng() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """This process's RNG states (torch, CUDA, numpy, python) as (tensors, JSON-able fields)."""
+    np_state = np.random.get_state()
+    tensors = {"torch": torch.get_rng_state(), "numpy_keys": torch.from_numpy(np_state[1].astype(np.int64))}
+    if torch.cuda.is_available():
+        tensors.update({f"cuda{i}": s for i, s in enumerate(torch.cuda.get_rng_state_all())})
+    py = random.getstate()
+    meta = {
+        "numpy": [np_state[0], int(np_state[2]), int(np_state[3]), float(np_state[4])],
+        "python": [py[0], list(py[1]), py[2]],
+    }
+    return tensors, meta
+
+
+def restore_rng(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+    torch.set_rng_state(tensors["torch"])
+    cuda = [tensors[k] for k in sorted(tensors) if k.startswith("cuda")]
+    if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(cuda)
+    name, pos, has_gauss, gauss = meta["numpy"]
+    np.random.set_state((name, tensors["numpy_keys"].numpy().astype(np.uint32), pos, has_gauss, gauss))
+    version, state, gauss_next = meta["python"]
+    random.setstate((version, tuple(state), gauss_next))
+
+
+def _flatten_optimizer(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    sd = optimizer.state_dict()
+    tensors, scalars = {}, {}
+    for pid, state in sd["state"].items():
+        for k, v in state.items():
+            if torch.is_tensor(v):
+                tensors[f"state.{pid}.{k}"] = v.detach().contiguous().cpu()
+            else:
+                scalars.setdefault(str(pid), {})[k] = v
+    return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
+
+
+def _unflatten_optimizer(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> dict[str, Any]:
+    state: dict[int, dict[str, Any]] = {}
+    for name, v in tensors.items():
+        _, pid, key = name.split(".", 2)
+        state.setdefault(int(pid), {})[key] = v
+    for pid, extra in meta["scalars"].items():
+        state.setdefault(int(pid), {}).update(extra)
+    return {"state": state, "param_groups": meta["param_groups"]}
+
+
+def save_training_state(
+    out: str | os.PathLike,
+    step: int,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    rng: list[tuple[dict[str, torch.Tensor], dict[str, Any]]],
+    info: dict[str, Any],
+    keep: int = 2,
+) -> Path:
+    """Write the checkpoint of `step` (after `step` optimiser steps); `rng` holds every rank's `capture_rng()`."""
+    root = Path(out) / "checkpoints"
+    final = root / f"step_{step:08d}"
+    tmp = root / f".tmp-step_{step:08d}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    model_tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    save_file(model_tensors, str(tmp / "model.safetensors"))
+    opt_tensors, opt_meta = _flatten_optimizer(optimizer)
+    save_file(opt_tensors, str(tmp / "optim.safetensors"))
+    rng_tensors = {f"rank{r}.{k}": v.contiguous() for r, (t, _) in enumerate(rng) for k, v in t.items()}
+    save_file(rng_tensors, str(tmp / "rng.safetensors"))
+    state = {"step": step, "optimizer": opt_meta, "rng": [m for _, m in rng], **info}
+    (tmp / "state.json").write_text(json.dumps(state, indent=1, default=str) + "\n")
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+    write_text(root / LATEST, final.name + "\n")
+    done = sorted(p for p in root.glob("step_*") if p.is_dir())
+    for old in done[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def latest_checkpoint(out: str | os.PathLike) -> Path | None:
+    """The checkpoint folder `checkpoints/latest` names, or None when the run has none."""
+    pointer = Path(out) / "checkpoints" / LATEST
+    if not pointer.is_file():
+        return None
+    path = pointer.parent / pointer.read_text().strip()
+    if not (path / "state.json").is_file():
+        raise FileNotFoundError(f"{pointer} names {path}, which is not a complete checkpoint")
+    return path
+
+
+def load_training_state(
+    path: str | os.PathLike, model: nn.Module, optimizer: torch.optim.Optimizer, rank: int = 0
+) -> dict[str, Any]:
+    """Load weights and optimiser state into `model` / `optimizer`, restore this rank's RNG; return state.json."""
+    path = Path(path)
+    state = json.loads((path / "state.json").read_text())
+    model.load_state_dict(load_file(str(path / "model.safetensors")), strict=True)
+    opt_tensors = load_file(str(path / "optim.safetensors"))
+    optimizer.load_state_dict(_unflatten_optimizer(opt_tensors, state["optimizer"]))
+    rng_all = load_file(str(path / "rng.safetensors"))
+    if rank >= len(state["rng"]):
+        raise ValueError(f"{path}: saved by {len(state['rng'])} ranks; cannot resume rank {rank}")
+    prefix = f"rank{rank}."
+    restore_rng({k[len(prefix) :]: v for k, v in rng_all.items() if k.startswith(prefix)}, state["rng"][rank])
+    return state

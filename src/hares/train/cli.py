@@ -1,0 +1,66 @@
+"""`hares pretrain` and `hares shards`.
+
+hares pretrain --preset debug --data DIR --out runs/x [--steps N] [--resume] [--set lr=3e-4 ...]
+torchrun --nproc_per_node=8 -m hares pretrain --preset paper-simclr --data /data/audioset --out runs/simclr
+hares shards --data DIR_OR_MANIFEST --out SHARD_DIR [--shard-size 512]
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("pretrain", help="pre-train an encoder (SimCLR, supervised, BYOL-A); torchrun for many GPUs")
+    p.add_argument("--preset", default="debug", help="debug, demo, paper-simclr, paper-supervised, paper-byola")
+    p.add_argument("--data", required=True, help="audio folder, CSV/JSONL manifest, AudioSet root or shard folder")
+    p.add_argument("--out", required=True, help="run folder (config, metrics.jsonl, checkpoints, encoder)")
+    p.add_argument("--steps", type=int, default=None, help="total optimiser steps (overrides the preset)")
+    p.add_argument("--objective", default=None, choices=("simclr", "supervised", "byola"))
+    p.add_argument("--model", default=None, help="encoder name (see `hares encoders`)")
+    p.add_argument("--batch-size", type=int, default=None, help="global batch (all ranks together)")
+    p.add_argument("--num-workers", type=int, default=None, help="data-loading worker processes per rank")
+    p.add_argument("--resume", action="store_true", help="continue from the run's latest checkpoint")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override any config field")
+    p.set_defaults(func=cmd_pretrain)
+
+    s = sub.add_parser("shards", help="write WebDataset tar shards ({key}.flac + {key}.json) from audio data")
+    s.add_argument("--data", required=True, help="audio folder, CSV/JSONL manifest or AudioSet root")
+    s.add_argument("--out", required=True, help="folder for shard-XXXXXX.tar and shards.json")
+    s.add_argument("--shard-size", type=int, default=512, help="clips per shard")
+    s.set_defaults(func=cmd_shards)
+
+
+def cmd_pretrain(args: argparse.Namespace) -> int:
+    from hares.train.config import apply_overrides, get_preset
+    from hares.train.loop import pretrain
+
+    flags = {
+        "data": args.data,
+        "out": args.out,
+        "steps": args.steps,
+        "objective": args.objective,
+        "model": args.model,
+        "batch_size": args.batch_size,
+        "num_workers": args.num_workers,
+    }
+    cfg = get_preset(args.preset, **{k: v for k, v in flags.items() if v is not None})
+    cfg = apply_overrides(cfg, [*args.set, f"resume={args.resume}", f"progress={not args.no_progress}"])
+    path = pretrain(cfg)
+    print(f"encoder checkpoint: {path}")
+    return 0
+
+
+def cmd_shards(args: argparse.Namespace) -> int:
+    from hares.train.data import open_source, write_shards
+
+    source = open_source(args.data)
+    if source.shards:
+        raise SystemExit(f"{args.data}: is already sharded")
+    summary = write_shards(source, args.out, args.shard_size, progress=True)
+    print(
+        f"{summary['num_samples']} clips in {len(summary['shards'])} shards under {args.out} "
+        f"({summary['skipped']} undecodable files skipped)"
+    )
+    return 0

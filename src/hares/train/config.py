@@ -1,0 +1,260 @@
+"""Pre-training configuration: one flat dataclass and named presets written as Python functions (big_vision style).
+
+`get_preset("paper-simclr", data="/data/audioset", out="runs/x")` returns a validated `PretrainConfig`;
+`apply_overrides(cfg, ["lr=3e-4"])` applies `--set KEY=VALUE` strings (parsed with `literal_eval`, checked
+against the field's type; unknown keys are an error). Small presets shrink batch, steps and widths, never the
+code path (PROTOCOL.md section 6). The resolved config is saved as JSON next to every run.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
+
+OBJECTIVES = ("simclr", "supervised", "byola")
+DATA_FORMATS = ("auto", "folder", "manifest", "audioset", "shards")
+PRECISIONS = ("auto", "bf16", "fp32")
+
+
+@dataclass
+class PretrainConfig:
+    """Everything a pre-training run depends on. `batch_size` is the global batch (clips per step, all ranks)."""
+
+    preset: str = "custom"
+    objective: str = "simclr"
+    model: str = "sf_nfnet_f0"
+    model_kwargs: dict = field(default_factory=dict)
+    # data
+    data: str = ""  # audio folder, CSV/JSONL manifest, AudioSet root, or a folder / list of WebDataset shards
+    data_format: str = "auto"
+    crop_seconds: float = 3.0
+    num_workers: int = 0
+    class_balanced: bool = False  # supervised: PSLA-style weighted sampling (pretraining.md section 4)
+    audioset_subsets: tuple = ("balanced_train", "unbalanced_train")
+    max_bad_in_a_row: int = 50  # this many undecodable files in a row ends the run with a clear error
+    # objective heads and augmentation
+    proj_hidden: int = 4096
+    proj_layers: int = 3
+    proj_dim: int = 128
+    temperature: float = 0.1
+    mix_max_ratio: float = 0.4  # example mixing: lam ~ U(0, mix_max_ratio); 0 disables it
+    mix_p: float = 1.0
+    num_classes: int = 0  # supervised: 0 = the number of labels found in the data
+    byol_ema: float = 0.99
+    byol_memory: int = 2048
+    byol_mixup_ratio: float = 0.4
+    byol_proj_dim: int = 256
+    # optimisation
+    batch_size: int = 4096
+    steps: int = 200_000
+    lr: float = 2e-4
+    warmup_steps: int = 5000  # linear warm-up, then constant
+    betas: tuple = (0.9, 0.999)
+    weight_decay: float = 0.0
+    agc_clip: float = 0.0  # adaptive gradient clipping factor (NFNets use 0.01); 0 = off
+    agc_eps: float = 1e-3
+    precision: str = "auto"  # bf16 autocast on GPU, fp32 on CPU
+    device: str = "auto"
+    seed: int = 0
+    # run
+    out: str = "runs/pretrain"
+    log_every: int = 10
+    ckpt_every: int = 1000
+    keep_checkpoints: int = 2
+    resume: bool = False
+    progress: bool = True
+
+    def validate(self) -> PretrainConfig:
+        checks = [
+            (self.objective in OBJECTIVES, f"objective must be one of {OBJECTIVES}, got {self.objective!r}"),
+            (self.data_format in DATA_FORMATS, f"data_format must be one of {DATA_FORMATS}"),
+            (self.precision in PRECISIONS, f"precision must be one of {PRECISIONS}"),
+            (self.batch_size >= 2, "batch_size (the global batch) must be >= 2"),
+            (self.steps >= 1, "steps must be >= 1"),
+            (self.crop_seconds > 0, "crop_seconds must be > 0"),
+            (0.0 <= self.mix_max_ratio <= 0.5, "mix_max_ratio must lie in [0, 0.5] so the clip stays dominant"),
+            (0.0 <= self.mix_p <= 1.0, "mix_p must lie in [0, 1]"),
+            (self.temperature > 0, "temperature must be > 0"),
+            (self.proj_layers >= 1 and self.proj_hidden >= 1 and self.proj_dim >= 1, "projector sizes must be >= 1"),
+            (self.lr > 0 and self.warmup_steps >= 0, "lr must be > 0 and warmup_steps >= 0"),
+            (self.log_every >= 1 and self.ckpt_every >= 1, "log_every and ckpt_every must be >= 1"),
+            (self.keep_checkpoints >= 1, "keep_checkpoints must be >= 1"),
+            (0.0 <= self.byol_ema < 1.0, "byol_ema must lie in [0, 1)"),
+            (self.num_workers >= 0, "num_workers must be >= 0"),
+        ]
+        for ok, msg in checks:
+            if not ok:
+                raise ValueError(f"invalid pre-training config: {msg}")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> PretrainConfig:
+        unknown = set(d) - {f.name for f in fields(cls)}
+        if unknown:
+            raise KeyError(f"unknown config keys {sorted(unknown)}")
+        d = {k: tuple(v) if isinstance(cls.__dataclass_fields__[k].default, tuple) else v for k, v in d.items()}
+        return cls(**d).validate()
+
+
+def _default(name: str) -> Any:
+    f = PretrainConfig.__dataclass_fields__[name]
+    return f.default_factory() if f.default is dataclasses.MISSING else f.default
+
+
+def _coerce(name: str, value: Any) -> Any:
+    """Check `value` against the type of the field's default (ints are accepted for floats, lists for tuples)."""
+    default = _default(name)
+    if isinstance(default, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(default, float):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    elif isinstance(default, int):
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif isinstance(default, tuple):
+        ok = isinstance(value, (list, tuple))
+        value = tuple(value) if ok else value
+    else:
+        ok = isinstance(value, type(default))
+    if not ok:
+        raise TypeError(f"config key {name!r} expects {type(default).__name__}, got {value!r}")
+    return value
+
+
+def override(cfg: PretrainConfig, **overrides: Any) -> PretrainConfig:
+    """A copy of `cfg` with keyword overrides (type-checked; unknown keys raise KeyError)."""
+    names = {f.name for f in fields(PretrainConfig)}
+    unknown = sorted(set(overrides) - names)
+    if unknown:
+        raise KeyError(f"unknown config keys {unknown}; known: {', '.join(sorted(names))}")
+    return replace(cfg, **{k: _coerce(k, v) for k, v in overrides.items()}).validate()
+
+
+def apply_overrides(cfg: PretrainConfig, assignments: Iterable[str]) -> PretrainConfig:
+    """Apply `KEY=VALUE` strings; VALUE is a Python literal (`lr=3e-4`, `betas=(0.9,0.99)`) or a bare string."""
+    parsed: dict[str, Any] = {}
+    for item in assignments:
+        key, sep, raw = item.partition("=")
+        if not sep:
+            raise ValueError(f"--set expects KEY=VALUE, got {item!r}")
+        try:
+            parsed[key.strip()] = ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            parsed[key.strip()] = raw
+    return override(cfg, **parsed)
+
+
+# ---------------------------------------------------------------- presets
+
+
+def debug() -> PretrainConfig:
+    """Seconds on CPU: the smallest Slowfast NFNet, 1 s crops, tiny projector, a few steps."""
+    return PretrainConfig(
+        preset="debug",
+        model="sf_nfnet_micro",
+        crop_seconds=1.0,
+        proj_hidden=64,
+        proj_dim=32,
+        byol_proj_dim=32,
+        byol_memory=64,
+        batch_size=8,
+        steps=20,
+        lr=1e-3,
+        warmup_steps=2,
+        log_every=1,
+        ckpt_every=10,
+    )
+
+
+def demo() -> PretrainConfig:
+    """A few minutes on a laptop CPU: SimCLR on a small Slowfast NFNet with the paper's 3 s crops."""
+    return PretrainConfig(
+        preset="demo",
+        model="sf_nfnet_tiny",
+        crop_seconds=3.0,
+        proj_hidden=256,
+        proj_dim=64,
+        batch_size=32,
+        steps=150,
+        lr=1e-3,
+        warmup_steps=10,
+        log_every=5,
+        ckpt_every=50,
+    )
+
+
+def paper_simclr() -> PretrainConfig:
+    """The paper's SimCLR run (section 3 of the paper, PROTOCOL.md section 6): batch 4096 x 200k steps."""
+    return PretrainConfig(
+        preset="paper-simclr",
+        objective="simclr",
+        model="sf_nfnet_f0",
+        batch_size=4096,
+        steps=200_000,
+        warmup_steps=5000,
+        num_workers=8,
+        log_every=50,
+        ckpt_every=2000,
+    )
+
+
+def paper_supervised() -> PretrainConfig:
+    """The paper's supervised AudioSet run: linear 527-way head, BCE, batch 1024 x 100k steps."""
+    return PretrainConfig(
+        preset="paper-supervised",
+        objective="supervised",
+        model="sf_nfnet_f0",
+        batch_size=1024,
+        steps=100_000,
+        warmup_steps=5000,
+        num_classes=527,
+        num_workers=8,
+        log_every=50,
+        ckpt_every=2000,
+    )
+
+
+def paper_byola() -> PretrainConfig:
+    """BYOL-A v1's recipe (nttcslab/byol-a `config.yaml`): 0.95 s crops, batch 256, Adam 3e-4, EMA 0.99.
+
+    The step budget is a placeholder: the BYOL-A author quotes 500 epochs of (a tenth of) AudioSet (byol-a#11).
+    """
+    return PretrainConfig(
+        preset="paper-byola",
+        objective="byola",
+        model="sf_nfnet_f0",
+        crop_seconds=0.95,
+        batch_size=256,
+        steps=100_000,
+        lr=3e-4,
+        warmup_steps=0,
+        byol_ema=0.99,
+        byol_memory=2048,
+        byol_mixup_ratio=0.4,
+        byol_proj_dim=256,
+        num_workers=8,
+        log_every=50,
+        ckpt_every=2000,
+    )
+
+
+PRESETS: dict[str, Callable[[], PretrainConfig]] = {
+    "debug": debug,
+    "demo": demo,
+    "paper-simclr": paper_simclr,
+    "paper-supervised": paper_supervised,
+    "paper-byola": paper_byola,
+}
+
+
+def get_preset(name: str, **overrides: Any) -> PretrainConfig:
+    """A named preset with keyword overrides applied and validated."""
+    if name not in PRESETS:
+        raise KeyError(f"unknown preset {name!r}; choose from: {', '.join(PRESETS)}")
+    return override(PRESETS[name](), **overrides)

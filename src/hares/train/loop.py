@@ -1,0 +1,209 @@
+"""The pre-training loop: one function that reads top to bottom (nanoGPT style), the same on 1 CPU and N GPUs.
+
+Single process:  `hares pretrain --preset debug --data DIR --out runs/x`
+Many processes:  `torchrun --nproc_per_node=8 -m hares pretrain --preset paper-simclr --data DIR --out runs/x`
+DDP starts from torchrun's environment (NCCL on GPU, gloo on CPU); each rank reads its own slice of every global
+batch; rank 0 logs and writes checkpoints. Randomness that shapes a step (crops, mixing) is a function of
+(seed, step, rank), and the global RNGs are checkpointed too, so `resume=True` continues exactly where the run
+stopped. The loop never branches on the method: objectives return {"loss": ..., **logs}.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.nn.parallel import DistributedDataParallel as DDP
+from torch.utils.data import DataLoader
+
+from hares.audio import SAMPLE_RATE, num_frames
+from hares.io import write_json, write_text
+from hares.models import create_model, save_checkpoint
+from hares.train import dist
+from hares.train.checkpoint import capture_rng, latest_checkpoint, load_training_state, save_training_state
+from hares.train.config import PretrainConfig
+from hares.train.data import ClipDataset, ShardStream, StepSampler, balanced_weights, collate, open_source
+from hares.train.objectives import build_objective
+
+ENCODER_FILE = "encoder.safetensors"
+# Changing these between a run and its resumption would silently train something else.
+RESUME_MUST_MATCH = ("objective", "model", "model_kwargs", "batch_size", "seed", "crop_seconds", "num_workers")
+
+
+def step_seed(seed: int, step: int, rank: int) -> int:
+    """The seed of the on-device randomness (example mixing, BYOL-A augmentations) of one step on one rank."""
+    return int(np.random.default_rng([seed, step, rank, 5]).integers(2**62))
+
+
+def lr_at(step: int, cfg: PretrainConfig) -> float:
+    """Linear warm-up over `warmup_steps`, then constant (PROTOCOL.md section 6)."""
+    return cfg.lr * min(1.0, (step + 1) / cfg.warmup_steps) if cfg.warmup_steps else cfg.lr
+
+
+def adaptive_clip_grad(params, clip: float, eps: float = 1e-3) -> None:
+    """AGC (Brock et al. 2021), unit-wise; timm's implementation."""
+    from timm.utils.agc import adaptive_clip_grad as agc
+
+    agc(params, clip_factor=clip, eps=eps)
+
+
+def _check_resume_config(out: Path, cfg: PretrainConfig) -> None:
+    saved = json.loads((out / "config.json").read_text())
+    diff = {k: (saved.get(k), getattr(cfg, k)) for k in RESUME_MUST_MATCH if saved.get(k) != _jsonable(getattr(cfg, k))}
+    if diff:
+        raise ValueError(f"{out}: cannot resume with a different {sorted(diff)} (saved vs now: {diff})")
+
+
+def _jsonable(v):
+    return json.loads(json.dumps(v))
+
+
+def _truncate_metrics(path: Path, step: int) -> None:
+    """On resume, drop metric rows past the checkpoint so the log reads as one uninterrupted run."""
+    if path.is_file():
+        rows = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln)["step"] <= step]
+        write_text(path, "".join(r + "\n" for r in rows))
+
+
+def pretrain(cfg: PretrainConfig) -> Path:
+    """Run (or resume) pre-training as configured; returns the exported encoder `<out>/encoder.safetensors`."""
+    cfg.validate()
+    if not cfg.data:
+        raise ValueError("no training data: set `data` (a folder, manifest, AudioSet root or shards)")
+    env = dist.setup(cfg.device)
+    device, main = env.device, env.is_main
+    if cfg.batch_size % env.world_size:
+        raise ValueError(f"global batch {cfg.batch_size} is not divisible by the world size {env.world_size}")
+    per_rank = cfg.batch_size // env.world_size
+    out = Path(cfg.out)
+    torch.manual_seed(cfg.seed + env.rank)
+    np.random.seed(cfg.seed + env.rank)
+
+    # --- data: this rank's slice of every global batch, decoded in workers
+    source = open_source(cfg.data, cfg.data_format, cfg.audioset_subsets)
+    crop = int(round(cfg.crop_seconds * SAMPLE_RATE))
+
+    # --- model: the objective owns frontend, encoder and heads
+    encoder = create_model(cfg.model, **cfg.model_kwargs)
+    num_classes = len(source.label_names)
+    if cfg.objective == "supervised" and cfg.num_classes and cfg.num_classes != num_classes:
+        raise ValueError(f"config says {cfg.num_classes} classes but the data has {num_classes} labels")
+    objective = build_objective(cfg, encoder, num_classes, num_frames(crop)).to(device)
+    model = objective
+    if env.world_size > 1:
+        if device.type == "cuda":  # encoder BatchNorms (CNN baselines) span the global batch too
+            model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        # broadcast_buffers=False: BN statistics are already global, BYOL-A's memory is deliberately per rank
+        model = DDP(model, device_ids=[env.local_rank] if device.type == "cuda" else None, broadcast_buffers=False)
+    optimizer = torch.optim.Adam(
+        [p for p in objective.parameters() if p.requires_grad],
+        lr=cfg.lr,
+        betas=cfg.betas,
+        weight_decay=cfg.weight_decay,
+    )
+    use_bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and device.type == "cuda")
+
+    # --- resume
+    start, skipped_total = 0, 0
+    ckpt = latest_checkpoint(out) if cfg.resume else None
+    if ckpt is not None:
+        _check_resume_config(out, cfg)
+        state = load_training_state(ckpt, objective, optimizer, env.rank)
+        start, skipped_total = state["step"], state["skipped_files"] if main else 0
+        if main:
+            print(f"resuming {out} from {ckpt.name} (step {start}, data position {state['data_position']})")
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
+        write_json(out / "config.json", cfg.to_dict())
+        run_info = {
+            "world_size": env.world_size,
+            "per_rank_batch": per_rank,
+            "device": str(device),
+            "bf16": use_bf16,
+            "clips": len(source),
+            "missing": source.missing,
+            "label_count": num_classes,
+            "encoder_params": sum(p.numel() for p in encoder.parameters()),
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+        }
+        write_json(out / "run.json", run_info)
+        _truncate_metrics(out / "metrics.jsonl", start)
+
+    if source.shards:
+        stream = ShardStream(
+            source, crop, objective.views, per_rank, cfg.seed, env.rank, env.world_size, cfg.num_workers, start,
+            cfg.max_bad_in_a_row,
+        )  # fmt: skip
+        loader = DataLoader(stream, batch_size=None, num_workers=cfg.num_workers, pin_memory=device.type == "cuda")
+        position = lambda step: {"samples_per_stream": step * per_rank}  # noqa: E731
+    else:
+        dataset = ClipDataset(source.items, source.label_names, crop, objective.views, cfg.seed, cfg.max_bad_in_a_row)
+        weights = balanced_weights(source.items, source.label_names) if cfg.class_balanced else None
+        sampler = StepSampler(len(dataset), cfg.batch_size, env.rank, env.world_size, cfg.seed, start, weights)
+        loader = DataLoader(
+            dataset, batch_sampler=sampler, collate_fn=collate, num_workers=cfg.num_workers,
+            pin_memory=device.type == "cuda", generator=torch.Generator(),
+        )  # fmt: skip
+        position = sampler.position
+    batches = iter(loader)
+
+    # --- train
+    from tqdm import tqdm
+
+    bar = tqdm(total=cfg.steps, initial=start, disable=not (main and cfg.progress), unit="step", dynamic_ncols=True)
+    model.train()
+    t_last, steps_since, bad_local = time.perf_counter(), 0, 0
+    for step in range(start, cfg.steps):
+        lr = lr_at(step, cfg)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        batch = {k: v.to(device, non_blocking=True) for k, v in next(batches).items()}
+        bad_local += int(batch.pop("bad"))
+        generator = torch.Generator().manual_seed(step_seed(cfg.seed, step, env.rank))
+        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_bf16):
+            logs = model(batch, generator=generator)
+        logs["loss"].backward()
+        if cfg.agc_clip > 0:
+            adaptive_clip_grad(objective.encoder.parameters(), cfg.agc_clip, cfg.agc_eps)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        objective.on_step_end()
+        steps_since += 1
+        done = step + 1
+
+        if done % cfg.log_every == 0 or done == cfg.steps:
+            values = {k: dist.all_reduce_sum(float(v.detach()), device) / env.world_size for k, v in logs.items()}
+            skipped = skipped_total + int(dist.all_reduce_sum(bad_local, device))
+            elapsed = time.perf_counter() - t_last
+            row = {"step": done, **values, "lr": lr, "skipped_files": skipped}
+            row.update({"step_time_s": elapsed / steps_since, "clips_per_s": cfg.batch_size * steps_since / elapsed})
+            if main:
+                with open(out / "metrics.jsonl", "a") as f:
+                    f.write(json.dumps(row) + "\n")
+                bar.set_postfix(loss=f"{values['loss']:.4f}", clips_s=f"{row['clips_per_s']:.1f}")
+            t_last, steps_since = time.perf_counter(), 0
+        bar.update(1)
+
+        if done % cfg.ckpt_every == 0 or done == cfg.steps:
+            skipped = skipped_total + int(dist.all_reduce_sum(bad_local, device))
+            rngs = [capture_rng()]
+            if env.world_size > 1:
+                rngs = [None] * env.world_size
+                torch.distributed.all_gather_object(rngs, capture_rng())
+            if main:
+                info = {"data_position": position(done), "skipped_files": skipped, "config": cfg.to_dict()}
+                save_training_state(out, done, objective, optimizer, rngs, info, cfg.keep_checkpoints)
+                meta = {"step": done, "objective": cfg.objective, "preset": cfg.preset, "run": str(out)}
+                save_checkpoint(objective.encoder, out / ENCODER_FILE, extra={"hares_pretrain": meta})
+            dist.barrier()
+    bar.close()
+    if main and start >= cfg.steps:
+        print(f"{out}: already trained for {start} >= {cfg.steps} steps; nothing to do")
+    dist.barrier()
+    dist.cleanup()
+    return out / ENCODER_FILE
