@@ -4,8 +4,8 @@ Layout (Zenodo 1228142, `TUT-urban-acoustic-scenes-2018-development/`): `audio/<
 `meta.csv` (tab-separated: `filename scene_label identifier source_label`; identifier = recording location, e.g.
 `barcelona-0`), `evaluation_setup/fold1_train.txt` and `fold1_evaluate.txt` (lines `audio/<file>.wav[<TAB>scene]`).
 Split: test = fold1_evaluate (2,518); train = fold1_train (6,122) minus valid, where valid = whole recording
-locations of fold1_train picked in seeded-hash order until each scene has >= 10% of its train clips in valid.
-Group = identifier, so locations never straddle splits.
+locations of fold1_train picked per scene in seeded-hash order until they hold >= 10% of its train clips.
+Group = `<scene>/<identifier>`, so recording locations never straddle splits.
 """
 
 from __future__ import annotations
@@ -31,24 +31,24 @@ def _read_fold(path: Path) -> list[tuple[str, str]]:
     return out
 
 
-def choose_valid(train: list[tuple[str, str]], fraction: float = VALID_FRACTION) -> set[str]:
-    """Locations (identifiers) for valid, from (scene, identifier) pairs of the train clips only."""
-    need: dict[str, float] = {}
-    size: dict[str, dict[str, int]] = {}
-    for scene, ident in train:
-        need[scene] = need.get(scene, 0.0) + fraction
-        size.setdefault(ident, {})
-        size[ident][scene] = size[ident].get(scene, 0) + 1
-    chosen: set[str] = set()
-    got: dict[str, int] = {}
-    for ident in sorted(size, key=lambda k: (stable_hash(SEED, k), k)):
-        scenes = size[ident]
-        if any(got.get(s, 0) < need[s] for s in scenes) and all(
-            got.get(s, 0) + n < need[s] / fraction for s, n in scenes.items()
-        ):
-            chosen.add(ident)
-            for s, n in scenes.items():
-                got[s] = got.get(s, 0) + n
+def choose_valid(train: list[tuple[str, str]], fraction: float = VALID_FRACTION) -> set[tuple[str, str]]:
+    """(scene, identifier) locations for valid, chosen from the train clips only.
+
+    Per scene, locations in seeded-hash order are moved to valid until they hold >= `fraction` of the scene's
+    train clips; a scene always keeps at least one train location.
+    """
+    size: dict[tuple[str, str], int] = {}
+    for key in train:
+        size[key] = size.get(key, 0) + 1
+    chosen: set[tuple[str, str]] = set()
+    for scene in sorted({s for s, _ in size}):
+        locs = sorted((k for k in size if k[0] == scene), key=lambda k: (stable_hash(SEED, *k), k))
+        total, got = sum(size[k] for k in locs), 0
+        for k in locs[:-1]:
+            if got >= fraction * total:
+                break
+            chosen.add(k)
+            got += size[k]
     return chosen
 
 
@@ -75,7 +75,7 @@ def build(root: Path, valid_fraction: float = VALID_FRACTION) -> Manifest:
     for split, items in folds.items():
         for rel, _ in items:
             scene, ident = meta[rel]
-            s = "valid" if split == "train" and ident in valid else split
-            clips.append(Clip(str(root / rel), (scene,), s, group=ident))
+            s = "valid" if split == "train" and (scene, ident) in valid else split
+            clips.append(Clip(str(root / rel), (scene,), s, group=f"{scene}/{ident}"))
     check_present((Path(rel).name for rel in meta), audio, "TUT18 audio")
     return Manifest(clips, {"valid_locations": len(valid)})
