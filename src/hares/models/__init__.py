@@ -5,7 +5,7 @@ Every network takes log-mels (B, 1, T, F) and returns the pooled scene embedding
 """
 
 # Family files register their builders on import (one file per family).
-from hares.models import nfnet  # noqa: F401
+from hares.models import byola, cnn14, nfnet, resnet, timm_models  # noqa: F401
 from hares.models._registry import MODELS, create_model, list_models, register_model
 from hares.models.checkpoint import load_checkpoint, read_metadata, save_checkpoint, state_dict_hash
 from hares.models.haiku import load_haiku
