@@ -28,6 +28,7 @@ from hares.data.adapters import nsynth as _nsynth
 from hares.data.adapters import speech_commands as _sc
 from hares.data.adapters import tut18 as _tut18
 from hares.data.adapters import voxforge as _voxforge
+from hares.data.adapters._util import gc_paused
 from hares.data.manifest import SPLITS, Clip, check_disjoint
 
 __all__ = ["TASKS", "Manifest", "TaskSpec", "get_task", "list_tasks"]
@@ -91,7 +92,8 @@ class TaskSpec:
         module = load_adapter(self.adapter)
         kwargs = {**dict(self.options), **options}
         try:
-            clips = module.build(root, **kwargs)
+            with gc_paused():
+                clips = module.build(root, **kwargs)
         except (FileNotFoundError, ValueError) as e:
             raise type(e)(f"{self.name}: {e} (dataset layout: see the docstring of {module.__name__}; "
                           f"download: {self.url})") from e  # fmt: skip
@@ -101,7 +103,8 @@ class TaskSpec:
             raise ValueError(f"{self.name}: adapter produced unknown split(s) {sorted(bad)}")
         if not clips:
             raise ValueError(f"{self.name}: no clips found under {root} (download: {self.url})")
-        check_disjoint(clips, where=f"{self.name}: ")
+        with gc_paused():
+            check_disjoint(clips, where=f"{self.name}: ")
         return clips if isinstance(clips, Manifest) else Manifest(clips)
 
     def classes(self, clips: list[Clip]) -> list[str]:

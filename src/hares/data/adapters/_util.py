@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import csv
+import gc
 import hashlib
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from hares.data.manifest import Clip
@@ -38,6 +40,30 @@ def stable_hash(*parts: str) -> int:
 def unit_hash(*parts: str) -> float:
     """A deterministic number in [0, 1) from the parts."""
     return stable_hash(*parts) / 2.0**64
+
+
+def unit_hasher(seed: str) -> Callable[[str], float]:
+    """A fast `unit_hash(seed, key)` for many keys (the seed's digest state is computed once)."""
+    prefix = hashlib.sha256(f"{seed}\x1f".encode())
+
+    def h(key: str) -> float:
+        d = prefix.copy()
+        d.update(key.encode())
+        return int.from_bytes(d.digest()[:8], "big") / 2.0**64
+
+    return h
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while building millions of small objects (it rescans them all)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def split_by_hash(keys: Iterable[str], fractions: Sequence[tuple[str, float]], seed: str) -> dict[str, str]:

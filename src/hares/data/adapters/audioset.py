@@ -17,7 +17,7 @@ import csv
 import os
 from pathlib import Path
 
-from hares.data.adapters._util import AUDIO_EXTENSIONS, Manifest, require_file, unit_hash
+from hares.data.adapters._util import AUDIO_EXTENSIONS, Manifest, require_file, unit_hasher
 from hares.data.manifest import Clip
 
 VALID_FRACTION = 0.05
@@ -57,7 +57,8 @@ def read_segments(path: Path) -> list[tuple[str, float, float, tuple[str, ...]]]
                 start, end = float(row[1]), float(row[2])
             except ValueError as e:
                 raise ValueError(f"{path}: data row {i}: bad start/end ({e})") from e
-            out.append((row[0], start, end, tuple(m for m in row[3].split(",") if m)))
+            mids = row[3].split(",")
+            out.append((row[0], start, end, tuple(mids) if all(mids) else tuple(m for m in mids if m)))
     return out
 
 
@@ -88,6 +89,7 @@ def build(root: Path, balanced_only: bool = False, valid_fraction: float = VALID
     audio = index_audio(root)
     clips, listed, missing = [], {}, {}
     seen: dict[str, str] = {}
+    in_valid = unit_hasher(SEED)
     for name, split in SEGMENT_FILES:
         path = root / name
         if name.startswith("unbalanced"):
@@ -97,20 +99,18 @@ def build(root: Path, balanced_only: bool = False, valid_fraction: float = VALID
             require_file(path, f"the AudioSet segment list {name}")
         rows = read_segments(path)
         listed[name], missing[name] = len(rows), 0
+        known = mids.keys()
         for ytid, _, _, labels in rows:
-            unknown = [m for m in labels if m not in mids]
-            if unknown:
+            if not known >= set(labels):
+                unknown = [m for m in labels if m not in mids]
                 raise ValueError(f"{path}: {ytid}: label(s) {unknown} not in class_labels_indices.csv")
             file = audio.get(ytid)
             if file is None:
                 missing[name] += 1
                 continue
-            if ytid in seen:
+            if seen.setdefault(ytid, name) != name:
                 raise ValueError(f"{path}: {ytid} also listed in {seen[ytid]}")
-            seen[ytid] = name
-            s = split
-            if split == "train" and unit_hash(SEED, ytid) < valid_fraction:
-                s = "valid"
+            s = "valid" if split == "train" and in_valid(ytid) < valid_fraction else split
             clips.append(Clip(file, labels, s))
     report = {"listed": listed, "missing": missing, "audio_files": len(audio)}
     return Manifest(clips, report)
