@@ -155,3 +155,10 @@ def test_classes_never_read_test_labels():
         task.classes(clips + [Clip("/new.wav", ("9",), "test")])
     multi = replace(task, multilabel=True)
     assert multi.classes(clips + [Clip("/new.wav", ("9",), "test")]) == ["0", "1", "2"]
+
+
+def test_csv_task_accepts_excel_bom_and_quoted_paths(tmp_path):
+    text = '\ufeffpath,label,group\n"dir, with comma/a.wav",x,g1\n"b.wav",y,g2\n'
+    (tmp_path / "t.csv").write_text(text, encoding="utf-8")
+    clips = get_task(f"csv:{tmp_path / 't.csv'}").build_manifest(None)
+    assert clips[0].path == str(tmp_path / "dir, with comma" / "a.wav") and clips[1].labels == ("y",)

@@ -14,6 +14,7 @@ Custom tasks: `get_task("csv:/path/manifest.csv")` (see `hares.data.adapters.csv
 
 from __future__ import annotations
 
+import csv
 import fnmatch
 import os
 from dataclasses import dataclass, field
@@ -94,9 +95,10 @@ class TaskSpec:
         try:
             with gc_paused():
                 clips = module.build(root, **kwargs)
-        except (FileNotFoundError, ValueError) as e:
-            raise type(e)(f"{self.name}: {e} (dataset layout: see the docstring of {module.__name__}; "
-                          f"download: {self.url})") from e  # fmt: skip
+        except (FileNotFoundError, ValueError, csv.Error) as e:
+            kind = FileNotFoundError if isinstance(e, FileNotFoundError) else ValueError
+            raise kind(f"{self.name}: {e} (dataset layout: see the docstring of {module.__name__}; "
+                       f"download: {self.url})") from e  # fmt: skip
         allowed = set(SPLITS) | set(self.folds)
         bad = {c.split for c in clips} - allowed
         if bad:

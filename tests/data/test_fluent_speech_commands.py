@@ -35,3 +35,14 @@ def test_fsc_needs_31_train_intents(tmp_path):
     f.write_text("\n".join(line for line in f.read_text().splitlines() if "juice,kitchen" not in line) + "\n")
     with pytest.raises(ValueError, match="intents in train, expected 31"):
         get_task("fluent_speech_commands").build_manifest(tmp_path)
+
+
+def test_fsc_missing_audio_and_short_row(tmp_path):
+    d = fluent_speech_commands(tmp_path)
+    (d / "wavs" / "speakers" / "Dspk" / "D-000.wav").unlink()
+    with pytest.raises(FileNotFoundError, match="1 FSC audio file.*D-000.wav"):
+        get_task("fluent_speech_commands").build_manifest(tmp_path)
+    f = d / "data" / "valid_data.csv"
+    f.write_text(f.read_text() + "99,wavs/speakers/C/x.wav,C\n")
+    with pytest.raises(ValueError, match="valid_data.csv: row 13 has 3 fields, the header has 7"):
+        get_task("fluent_speech_commands").build_manifest(tmp_path)

@@ -102,20 +102,42 @@ def read_csv(
     path: Path, required: Sequence[str], *, delimiter: str = ",", skipinitialspace: bool = False
 ) -> list[dict[str, str]]:
     """Read a CSV with a header into dicts; raise ValueError naming the file if a required column is missing."""
-    with open(path, newline="", encoding="utf-8") as f:
+    with open(path, newline="", encoding="utf-8-sig") as f:
         reader = csv.DictReader(f, delimiter=delimiter, skipinitialspace=skipinitialspace)
         header = [h.strip() for h in (reader.fieldnames or [])]
         reader.fieldnames = header
         missing = [c for c in required if c not in header]
         if missing:
             raise ValueError(f"{path}: missing column(s) {missing}; header is {header}")
-        return list(reader)
+        rows = list(reader)
+    for i, r in enumerate(rows, 2):
+        if None in r or any(r.get(c) is None for c in required):
+            n = sum(v is not None for k, v in r.items() if k is not None) + len(r.get(None) or [])
+            raise ValueError(f"{path}: row {i} has {n} fields, the header has {len(header)}")
+    return rows
 
 
 def listdir(path: Path) -> set[str]:
     """File names in a folder (one scandir call; no per-file stat)."""
     with os.scandir(path) as it:
         return {e.name for e in it}
+
+
+def check_files(paths: Iterable[str], what: str) -> None:
+    """Raise FileNotFoundError if any path is missing; one scandir per parent folder, no per-file stat."""
+    by_dir: dict[str, set[str]] = {}
+    for p in paths:
+        d, name = os.path.split(p)
+        by_dir.setdefault(d, set()).add(name)
+    missing = []
+    for d, names in by_dir.items():
+        try:
+            present = listdir(Path(d))
+        except (FileNotFoundError, NotADirectoryError):
+            present = set()
+        missing += [os.path.join(d, n) for n in sorted(names - present)]
+    if missing:
+        raise FileNotFoundError(f"{len(missing)} {what} file(s) listed in the metadata are missing, e.g. {missing[:3]}")
 
 
 def check_present(expected: Iterable[str], folder: Path, what: str) -> None:

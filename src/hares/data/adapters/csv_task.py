@@ -15,6 +15,7 @@ never look at test. The metric is accuracy for `label`, mAP for `labels`.
 
 from __future__ import annotations
 
+import csv
 import os
 import re
 from pathlib import Path
@@ -31,9 +32,8 @@ SEED = "hares-csv-v1"
 
 
 def _header(path: Path) -> list[str]:
-    with open(path, newline="", encoding="utf-8") as f:
-        first = f.readline()
-    return [h.strip() for h in first.strip().split(",")]
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        return [h.strip() for h in next(csv.reader(f), [])]
 
 
 def _fold_key(name: str) -> int:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hares.data.adapters._util import Manifest, read_csv, require_file
+from hares.data.adapters._util import Manifest, check_files, read_csv, require_file
 from hares.data.manifest import Clip
 
 NUM_INTENTS = 31
@@ -34,4 +34,5 @@ def build(root: Path, num_intents: int = NUM_INTENTS) -> Manifest:
     extra = sorted({c.label for c in clips if c.split != "train"} - train)
     if extra:
         raise ValueError(f"{root / 'data'}: valid/test intents not seen in train: {extra}")
+    check_files((c.path for c in clips), "FSC audio")
     return Manifest(clips, {"intents": len(train)})

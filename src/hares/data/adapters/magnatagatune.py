@@ -14,7 +14,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from hares.data.adapters._util import Manifest, require_file
+from hares.data.adapters._util import Manifest, check_files, require_file
 from hares.data.manifest import Clip
 
 TOP50 = (
@@ -66,4 +66,5 @@ def build(root: Path) -> Manifest:
             clips.append(Clip(str(audio / rel), labels, split))
     if not (audio / "0").is_dir():
         raise FileNotFoundError(f"expected the mp3 folders 0..f under {root} or {root / 'mp3'}")
+    check_files((c.path for c in clips), "MagnaTagATune mp3")
     return Manifest(clips, {"dropped": dropped, "no_path": skipped})

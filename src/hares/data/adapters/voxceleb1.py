@@ -4,7 +4,7 @@ Layout (https://www.robots.ox.ac.uk/~vgg/data/voxceleb/vox1.html): `iden_split.t
 `<1|2|3> id10001/1zcIwhmdeo4/00001.wav`: 1 train, 2 valid, 3 test) and the audio of both zips
 (`vox1_dev_wav.zip`, `vox1_test_wav.zip`) as `wav/<speaker>/<video>/<nnnnn>.wav`, in one `wav/` or in
 `vox1_dev_wav/wav/` + `vox1_test_wav/wav/`. Label = speaker id (classes = sorted ids, 0..1250); train 138,361 /
-valid 6,904 / test 8,251. Speakers are found by listing the speaker folders once (no per-file stat).
+valid 6,904 / test 8,251. Files are checked by listing each video folder once (no per-file stat).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from hares.data.adapters._util import Manifest, require_file
+from hares.data.adapters._util import Manifest, check_files, require_file
 from hares.data.manifest import Clip
 
 WAV_DIRS = ("wav", "vox1_dev_wav/wav", "vox1_test_wav/wav", "dev/wav", "test/wav")
@@ -31,7 +31,7 @@ def _speaker_dirs(root: Path) -> dict[str, Path]:
     return where
 
 
-def build(root: Path) -> Manifest:
+def build(root: Path, check_audio: bool = True) -> Manifest:
     split_file = require_file(root / "iden_split.txt", "the VoxCeleb1 identification split iden_split.txt")
     where = _speaker_dirs(root)
     if not where:
@@ -55,4 +55,6 @@ def build(root: Path) -> Manifest:
             f"{len(missing)} speaker folder(s) of iden_split.txt not found under {root} (e.g. {sorted(missing)[:3]}); "
             "both vox1_dev_wav.zip and vox1_test_wav.zip are needed"
         )
+    if check_audio:
+        check_files((c.path for c in clips), "VoxCeleb1 audio")
     return Manifest(clips, {"speakers": len(where)})
