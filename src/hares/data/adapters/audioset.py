@@ -90,6 +90,7 @@ def build(root: Path, balanced_only: bool = False, valid_fraction: float = VALID
     clips, listed, missing = [], {}, {}
     seen: dict[str, str] = {}
     in_valid = unit_hasher(SEED)
+    shared: dict[tuple[str, ...], tuple[str, ...]] = {}  # one tuple object per distinct label set (memory)
     for name, split in SEGMENT_FILES:
         path = root / name
         if name.startswith("unbalanced"):
@@ -111,6 +112,6 @@ def build(root: Path, balanced_only: bool = False, valid_fraction: float = VALID
             if seen.setdefault(ytid, name) != name:
                 raise ValueError(f"{path}: {ytid} also listed in {seen[ytid]}")
             s = "valid" if split == "train" and in_valid(ytid) < valid_fraction else split
-            clips.append(Clip(file, labels, s))
+            clips.append(Clip(file, shared.setdefault(labels, labels), s))
     report = {"listed": listed, "missing": missing, "audio_files": len(audio)}
     return Manifest(clips, report)
