@@ -133,7 +133,8 @@ def test_csv_task_multilabel_and_folds(tmp_path):
         ("path,label,split\nx.wav,a,holdout\n", "split 'holdout'"),
         ("path,label,split\nx.wav,,train\n", "empty label"),
         ("path,label,split\nx.wav,a,train\ny.wav,a,fold1\n", "mixes fold"),
-        ("path,label,split\nx.wav,a,train\nx.wav,a,test\n", "appears in splits"),
+        ("path,label,split\nx.wav,a,train\ny.wav,a,valid\nx.wav,a,test\n", "appears in splits"),
+        ("path,label,split\nx.wav,a,train\ny.wav,a,test\n", "1 group.* cannot fill"),
     ],
 )
 def test_csv_task_bad_input(tmp_path, text, match):
@@ -158,7 +159,18 @@ def test_classes_never_read_test_labels():
 
 
 def test_csv_task_accepts_excel_bom_and_quoted_paths(tmp_path):
-    text = '\ufeffpath,label,group\n"dir, with comma/a.wav",x,g1\n"b.wav",y,g2\n'
+    text = '\ufeffpath,label,split\n"dir, with comma/a.wav",x,train\n"b.wav",y,valid\nc.wav,y,test\n'
     (tmp_path / "t.csv").write_text(text, encoding="utf-8")
     clips = get_task(f"csv:{tmp_path / 't.csv'}").build_manifest(None)
     assert clips[0].path == str(tmp_path / "dir, with comma" / "a.wav") and clips[1].labels == ("y",)
+
+
+def test_csv_task_few_groups_still_fill_every_split(tmp_path):
+    rows = ["path,label,group"] + [f"x{i}.wav,{i % 2},spk{i % 6}" for i in range(60)]
+    clips = get_task(f"csv:{_write(tmp_path / 't.csv', chr(10).join(rows))}").build_manifest(None)
+    assert {s: len({c.group for c in clips if c.split == s}) for s in ("train", "valid", "test")} == {
+        "train": 4, "valid": 1, "test": 1
+    }  # fmt: skip
+    rows = ["path,label,group"] + [f"x{i}.wav,{i % 2},spk{i % 2}" for i in range(10)]
+    with pytest.raises(ValueError, match="2 group"):
+        get_task(f"csv:{_write(tmp_path / 'u.csv', chr(10).join(rows))}").build_manifest(None)

@@ -97,8 +97,8 @@ class TaskSpec:
                 clips = module.build(root, **kwargs)
         except (FileNotFoundError, ValueError, csv.Error) as e:
             kind = FileNotFoundError if isinstance(e, FileNotFoundError) else ValueError
-            raise kind(f"{self.name}: {e} (dataset layout: see the docstring of {module.__name__}; "
-                       f"download: {self.url})") from e  # fmt: skip
+            where = f"download: {self.url}" if self.folders else f"custom task CSV {self.url}"
+            raise kind(f"{self.name}: {e} (layout: see the docstring of {module.__name__}; {where})") from e
         allowed = set(SPLITS) | set(self.folds)
         bad = {c.split for c in clips} - allowed
         if bad:

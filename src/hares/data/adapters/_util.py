@@ -67,22 +67,25 @@ def gc_paused() -> Iterator[None]:
 
 
 def split_by_hash(keys: Iterable[str], fractions: Sequence[tuple[str, float]], seed: str) -> dict[str, str]:
-    """Assign each unique key to a split: keys ordered by their seeded hash, cut at `int(cumulative * n)`.
+    """Assign each unique key to a split: keys ordered by their seeded hash, then cut into consecutive runs.
 
-    Adding or removing one key moves at most the keys near a boundary; the result never depends on the order
-    of `keys` or on anything but the keys themselves.
+    Every split after the first gets `max(1, round(p * n))` keys (so none is empty), the first one the rest.
+    The result depends only on the set of keys, never on their order; adding a key moves few others.
     """
     ordered = sorted(set(keys), key=lambda k: (stable_hash(seed, k), k))
     n = len(ordered)
+    if n < len(fractions):
+        raise ValueError(f"{n} group(s) cannot fill the {len(fractions)} splits {[f for f, _ in fractions]}")
+    sizes = [max(1, round(p * n)) for _, p in fractions[1:]]
+    if n - sum(sizes) < 1:
+        raise ValueError(f"{n} group(s) are too few for the split fractions {list(fractions)}")
+    sizes.insert(0, n - sum(sizes))
     out: dict[str, str] = {}
-    total = 0.0
     start = 0
-    for i, (name, p) in enumerate(fractions):
-        total += p
-        end = n if i == len(fractions) - 1 else int(round(total * n, 9))
-        for k in ordered[start:end]:
+    for (name, _), size in zip(fractions, sizes):
+        for k in ordered[start : start + size]:
             out[k] = name
-        start = end
+        start += size
     return out
 
 

@@ -7,7 +7,7 @@ Layout (http://dcase.community/challenge2018/task-bird-audio-detection), under o
   `BirdVox-DCASE-20k/wav/`, or all three in one top-level `wav/`.
 Labels: `no_bird` (0), `bird` (1). Split [deviation: HARES used Tagliasacchi et al.'s unpublished split]:
 seeded 80/10/10 stratified by (datasetid, hasbird): in each stratum the itemids are ordered by a sha256 hash
-(seed "hares-birdsong-v1") and cut at int(0.8 n), int(0.9 n).
+(seed "hares-birdsong-v1") and cut into runs of n - 2 round(0.1 n), round(0.1 n), round(0.1 n).
 """
 
 from __future__ import annotations
