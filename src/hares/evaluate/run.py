@@ -1,0 +1,324 @@
+"""Evaluation orchestration: encoders x tasks -> cached embeddings -> probes -> scores, report and provenance.
+
+    >>> run_eval(["simclr=sf_nfnet_micro:runs/x/encoder.safetensors", "random:sf_nfnet_micro", "logmel"],
+    ...          ["esc50", "csv:/data/mine.csv"], data_root="/data", out="runs/eval")
+
+Every protocol value (PROTOCOL sections 2-4) is a keyword override (`max_epochs=20`, `seeds=(0,)`,
+`window_s=...`, `max_bad_fraction=...`); unknown names are an error, and the values used are recorded.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+import hares
+from hares.audio import FRONTEND_CONFIG
+from hares.evaluate.embed import ClipPolicy, EmbeddingCache, extract
+from hares.evaluate.encoders import Encoder, load_encoder
+from hares.evaluate.metrics import domain_averages, hares_score
+from hares.evaluate.probe import ProbeConfig, targets_for, train_probe
+
+DEFAULT_MAX_BAD_FRACTION = 0.01
+PACKAGES = ("torch", "numpy", "scipy", "scikit-learn", "soundfile", "soxr", "safetensors", "timm", "matplotlib")
+
+
+class BadAudioError(RuntimeError):
+    """Too many clips of a split could not be decoded."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Protocol:
+    """The probe settings, the clip policy and the bad-audio tolerance a run uses."""
+
+    probe: ProbeConfig = ProbeConfig()
+    policy: ClipPolicy = ClipPolicy()
+    max_bad_fraction: float = DEFAULT_MAX_BAD_FRACTION
+
+    @classmethod
+    def with_overrides(cls, **overrides: Any) -> Protocol:
+        probe_fields = {f.name: f for f in dataclasses.fields(ProbeConfig)}
+        policy_fields = {f.name: f for f in dataclasses.fields(ClipPolicy)}
+        probe_kw, policy_kw, extra = {}, {}, {}
+        for key, value in overrides.items():
+            if key in probe_fields:
+                default = getattr(ProbeConfig(), key)
+                probe_kw[key] = tuple(value) if isinstance(default, tuple) else type(default)(value)
+            elif key in policy_fields:
+                policy_kw[key] = type(getattr(ClipPolicy(), key))(value)
+            elif key == "max_bad_fraction":
+                extra[key] = float(value)
+            else:
+                known = sorted([*probe_fields, *policy_fields, "max_bad_fraction"])
+                raise TypeError(f"unknown protocol setting {key!r}; choose from: {', '.join(known)}")
+        return cls(ProbeConfig(**probe_kw), ClipPolicy(**policy_kw), **extra)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "probe": dataclasses.asdict(self.probe),
+            "clip_policy": dataclasses.asdict(self.policy),
+            "frontend": FRONTEND_CONFIG,
+            "max_bad_fraction": self.max_bad_fraction,
+            "metrics": {
+                "accuracy": "top-1, clip level",
+                "mAP": "mean over classes with >= 1 positive of sklearn average_precision_score",
+                "score": "percent; mean over seeds of (mean over folds); std over seeds (ddof=1)",
+                "hares": "mean over the 12 HARES tasks",
+            },
+        }
+
+
+class _CacheRows:
+    """Probe `Rows` over some manifest rows of an embedding cache (memory-mapped reads)."""
+
+    def __init__(self, cache: EmbeddingCache, indices: np.ndarray) -> None:
+        self.cache, self.indices, self.dim = cache, indices, cache.dim
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def get(self, idx: np.ndarray) -> np.ndarray:
+        return self.cache.take(self.indices[idx])
+
+
+def provenance() -> dict[str, Any]:
+    """hares version and git commit, package versions, Python, platform."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    packages = {}
+    for name in PACKAGES:
+        try:
+            packages[name] = version(name)
+        except PackageNotFoundError:
+            packages[name] = None
+    sha, dirty = None, None
+    src = Path(hares.__file__).resolve().parent
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=src, capture_output=True, text=True, timeout=10)
+        sha = sha.stdout.strip() or None if sha.returncode == 0 else None
+        if sha:
+            status = subprocess.run(["git", "status", "--porcelain", "--", "src"], cwd=src, capture_output=True,
+                                    text=True, timeout=10)  # fmt: skip
+            dirty = bool(status.stdout.strip())
+    except (OSError, subprocess.SubprocessError):
+        sha = None
+    return {
+        "hares_version": hares.__version__,
+        "git_sha": sha,
+        "git_dirty": dirty,
+        "packages": packages,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
+def _task_list(tasks: str | Sequence[Any]) -> list[Any]:
+    from hares.tasks import list_tasks
+
+    if isinstance(tasks, str):
+        tasks = [t for t in tasks.split(",") if t.strip()]
+    out: list[Any] = []
+    for t in tasks:
+        out.extend(list_tasks() if t == "all" else [t.strip() if isinstance(t, str) else t])
+    if not out:
+        raise ValueError("no tasks given")
+    return out
+
+
+def _resolve_device(device: str | None) -> torch.device:
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def _check_bad(task: str, fold: str, split: str, indices: np.ndarray, cache: EmbeddingCache, limit: float) -> None:
+    bad = [int(i) for i in indices if int(i) in cache.bad]
+    if len(bad) > limit * len(indices):
+        listing = "\n  ".join(cache.bad[i] for i in bad[:20])
+        more = f"\n  ... and {len(bad) - 20} more" if len(bad) > 20 else ""
+        where = f"{task}{'/' + fold if fold else ''} {split}"
+        raise BadAudioError(
+            f"{where}: {len(bad)} of {len(indices)} clips ({100 * len(bad) / len(indices):.1f}%) could not be "
+            f"decoded, more than the {100 * limit:g}% allowed (max_bad_fraction):\n  {listing}{more}"
+        )
+
+
+def evaluate_task(
+    encoder: Encoder,
+    spec: Any,
+    clips: Sequence[Any],
+    protocol: Protocol,
+    cache_dir: Path,
+    device: torch.device,
+    batch_size: int,
+    num_workers: int,
+    progress: bool,
+) -> dict[str, Any]:
+    """Embed one task with one encoder (cached) and run its probe(s); scores in percent."""
+    from tqdm.auto import tqdm
+
+    label = encoder.info.label
+    cache = extract(encoder, clips, cache_dir, protocol.policy, batch_size=batch_size, num_workers=num_workers,
+                    device=device, progress=progress, desc=f"embed {label} / {spec.name}")  # fmt: skip
+    classes = spec.classes(list(clips))
+    index = {(c.path, c.start, c.end): i for i, c in reversed(list(enumerate(clips)))}
+    folds = spec.splits(list(clips))
+    cfg = protocol.probe
+    bar = tqdm(total=len(folds) * len(cfg.seeds) * cfg.max_epochs, desc=f"probe {label} / {spec.name}",
+               unit="epoch", disable=not progress)  # fmt: skip
+    fold_results = []
+    for fold, sets in folds:
+        data = {}
+        for split in ("train", "valid", "test"):
+            idx = np.array([index[(c.path, c.start, c.end)] for c in sets[split]], dtype=np.int64)
+            _check_bad(spec.name, fold, split, idx, cache, protocol.max_bad_fraction)
+            keep = np.array([int(i) not in cache.bad for i in idx], dtype=bool)
+            idx = idx[keep]
+            labels = [c.labels for c, k in zip(sets[split], keep) if k]
+            data[split] = (_CacheRows(cache, idx), targets_for(labels, classes, spec.multilabel))
+        result = train_probe(data["train"], data["valid"], data["test"], kind=spec.probe, multilabel=spec.multilabel,
+                             num_classes=len(classes), metric=spec.metric, cfg=cfg, device=device,
+                             progress=bar.update)  # fmt: skip
+        bar.update(sum(cfg.max_epochs - s["epochs_run"] for s in result["seeds"]))
+        sizes = {s: len(data[s][0]) for s in data}
+        fold_results.append({"fold": fold, "sizes": sizes, **result})
+    bar.close()
+    per_seed = 100 * np.mean([[s["test"] for s in f["seeds"]] for f in fold_results], axis=0)  # (seeds,)
+    return {
+        "encoder": label,
+        "task": spec.name,
+        "domain": spec.domain,
+        "metric": spec.metric,
+        "score": float(per_seed.mean()),
+        "std": float(per_seed.std(ddof=1)) if len(per_seed) > 1 else 0.0,
+        "seed_scores": per_seed.tolist(),
+        "num_classes": len(classes),
+        "probe": spec.probe,
+        "cache_key": cache.key,
+        "bad_files": sorted(cache.bad.values()),
+        "folds": [
+            {
+                "fold": f["fold"],
+                "sizes": f["sizes"],
+                "score": 100 * f["test"],
+                "std": 100 * f["test_std"],
+                "selected": [
+                    {
+                        k: s[k]
+                        for k in (
+                            "seed",
+                            "lr",
+                            "weight_decay",
+                            "best_epoch",
+                            "valid",
+                            "test",
+                            "epochs_run",
+                            "grid_valid",
+                        )
+                    }
+                    for s in f["seeds"]
+                ],
+            }
+            for f in fold_results
+        ],
+    }
+
+
+def run_eval(
+    encoders: Sequence[str | Encoder],
+    tasks: str | Sequence[Any],
+    data_root: str | os.PathLike | None = None,
+    out: str | os.PathLike | None = None,
+    *,
+    cache_dir: str | os.PathLike | None = None,
+    device: str | None = None,
+    batch_size: int = 32,
+    num_workers: int = 2,
+    progress: bool = True,
+    **overrides: Any,
+) -> dict[str, Any]:
+    """Evaluate `encoders` (specs `[LABEL=]SPEC` or `Encoder`s) on `tasks` (names, `csv:PATH`, "all").
+
+    Writes `report.csv`, `report.md`, `report.png` and `results.json` into `out` (if given) and returns the
+    results dict. Embeddings are cached under `cache_dir` (default `$HARES_CACHE` or ~/.cache/hares/embeddings).
+    """
+    from hares.evaluate.report import write_report
+    from hares.tasks import get_task, list_tasks
+
+    protocol = Protocol.with_overrides(**overrides)
+    dev = _resolve_device(device)
+    cache = Path(cache_dir or os.environ.get("HARES_CACHE") or Path.home() / ".cache" / "hares" / "embeddings")
+    specs = [t if not isinstance(t, str) else get_task(t) for t in _task_list(tasks)]
+    names = [s.name for s in specs]
+    if len(set(names)) != len(names):
+        raise ValueError(f"tasks listed twice: {sorted({n for n in names if names.count(n) > 1})}")
+    manifests, task_info = {}, {}
+    from hares.data.manifest import manifest_hash
+
+    for spec in specs:
+        clips = spec.build_manifest(data_root)
+        manifests[spec.name] = clips
+        counts: dict[str, int] = {}
+        for c in clips:
+            counts[c.split] = counts.get(c.split, 0) + 1
+        task_info[spec.name] = {
+            "domain": spec.domain,
+            "metric": spec.metric,
+            "multilabel": spec.multilabel,
+            "probe": spec.probe,
+            "num_classes": len(spec.classes(list(clips))),
+            "folds": list(spec.folds),
+            "location": str(spec.locate(data_root)),
+            "manifest_hash": manifest_hash(clips),
+            "num_clips": len(clips),
+            "clips_per_split": dict(sorted(counts.items())),
+        }
+
+    results: dict[str, Any] = {
+        **provenance(),
+        "device": str(dev),
+        "protocol": protocol.as_dict(),
+        "cache_dir": str(cache),
+        "encoders": {},
+        "tasks": task_info,
+        "results": [],
+    }
+    labels = []
+    for enc in encoders:
+        encoder = enc if isinstance(enc, Encoder) else load_encoder(enc)
+        info = encoder.info
+        if info.label in labels:
+            raise ValueError(f"two encoders are labelled {info.label!r}; name them with LABEL=SPEC")
+        labels.append(info.label)
+        results["encoders"][info.label] = {**dataclasses.asdict(info), "fingerprint": info.fingerprint()}
+        for spec in specs:
+            results["results"].append(
+                evaluate_task(
+                    encoder, spec, manifests[spec.name], protocol, cache, dev, batch_size, num_workers, progress
+                )  # fmt: skip
+            )
+        del encoder
+    benchmark = list_tasks()
+    domains = {n: i["domain"] for n, i in task_info.items()}
+    results["aggregates"] = {}
+    for label in labels:
+        scores = {r["task"]: r["score"] for r in results["results"] if r["encoder"] == label}
+        results["aggregates"][label] = {
+            "domains": domain_averages(scores, domains),
+            "hares": hares_score(scores, benchmark),
+            "mean": float(np.mean(list(scores.values()))),
+        }
+    if out is not None:
+        write_report(results, out)
+    return results

@@ -1,0 +1,37 @@
+"""Audio fixtures shared by the evaluation tests (a uniquely named module: `conftest` is taken)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+
+def write_tone(path: Path, freq: float, seconds: float, seed: int = 0, sr: int = 16000) -> Path:
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * sr)) / sr
+    wav = 0.3 * np.sin(2 * np.pi * freq * t) + 0.02 * rng.standard_normal(t.shape)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(str(path), wav.astype(np.float32), sr)
+    return path
+
+
+FREQS = {"low": 300.0, "mid": 1100.0, "high": 2900.0}
+
+
+def make_csv_task(root: Path, per_split: dict[str, int] | None = None, seed: int = 0) -> Path:
+    """Three tone classes with jittered pitch and 0.3-1.6 s durations; returns the CSV path."""
+    per_split = per_split or {"train": 12, "valid": 6, "test": 6}
+    rng = np.random.default_rng(seed)
+    rows = ["path,label,split"]
+    k = 0
+    for split, n in per_split.items():
+        for label, f in FREQS.items():
+            for i in range(n):
+                name = f"{label}_{split}_{i}.wav"
+                write_tone(root / name, f * (1 + 0.03 * rng.standard_normal()), rng.uniform(0.3, 1.6), seed=k)
+                rows.append(f"{name},{label},{split}")
+                k += 1
+    (root / "task.csv").write_text("\n".join(rows) + "\n")
+    return root / "task.csv"
