@@ -70,12 +70,12 @@ class TaskSpec:
             return [Path(source).parent] if Path(source).is_file() else []
         root = Path(data_root or ".").expanduser()
         out = [root / f for f in self.folders]
-        if root.name in self.folders:
-            out.insert(0, root)
+        if root.name in self.folders:  # the data root is the dataset folder itself: tried last
+            out.append(root)
         return out
 
     def locate(self, data_root: str | os.PathLike | None) -> Path | None:
-        """The dataset folder under `data_root` (or `data_root` itself if it is named like one), else None."""
+        """The dataset folder under `data_root` (else `data_root` itself if it is named like one), or None."""
         for p in self.candidates(data_root):
             if p.is_dir():
                 return p

@@ -254,7 +254,7 @@ def audioset(root: Path, balanced: int = 40, unbalanced: int = 60, evaluation: i
     """CSVs with the `#` header lines and quoted MID lists; PANNs `audios/` (Y prefix) for balanced and eval,
     plain `audio/unbal_train/<id>.flac` for unbalanced; every 8th listed id has no audio (dead video)."""
     d = root / "AudioSet"
-    d.mkdir()
+    d.mkdir(parents=True)
     rows = ["index,mid,display_name"] + [
         f'{i},{m},"{n}"' for i, (m, n) in enumerate(zip(AUDIOSET_MIDS, AUDIOSET_NAMES))
     ]

@@ -130,3 +130,24 @@ def test_csv_tasks_classes_never_read_test(tmp_path):
     assert task.classes(clips) == task.classes(no_test) == ["0", "1", "2", "3"]
     with pytest.raises(ValueError, match="outside the class list"):
         task.classes(clips + [Clip("/y.wav", ("9",), "test")])
+
+
+def test_manifests_identical_across_python_runs(tmp_path):
+    """Same fixture, fresh interpreter with another PYTHONHASHSEED: identical manifests (hashlib, sorted order)."""
+    import os
+    import subprocess
+    import sys
+
+    from hares.data.manifest import manifest_hash
+
+    for name in FIXTURES:
+        FIXTURES[name](tmp_path / name)
+    here = {n: manifest_hash(get_task(n).build_manifest(tmp_path / n)) for n in FIXTURES}
+    code = (
+        "import json, sys; from hares.tasks import get_task, list_tasks; from hares.data.manifest import manifest_hash;"
+        "print(json.dumps({n: manifest_hash(get_task(n).build_manifest(sys.argv[1] + '/' + n)) for n in list_tasks()}))"
+    )
+    env = {**os.environ, "PYTHONHASHSEED": "12345"}
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == here
