@@ -2,8 +2,10 @@
 
 Layout: the archives of the TFDS URL list
 (https://storage.googleapis.com/tfds-data/downloads/voxforge/voxforge_urls.txt, `wget -i voxforge_urls.txt -x`),
-each `<user>-<date>-<id>.tgz` **extracted in place** (e.g. `for f in $(find . -name '*.tgz'); do
-tar xzf "$f" -C "$(dirname "$f")"; done`), giving `.../<lang>/Trunk/Audio/Main/16kHz_16bit/<archive>/wav/*.wav`.
+each `<user>-<date>-<id>.tgz` **extracted in place** into a folder of its name (e.g.
+`find . -name '*.tgz' | while read f; do mkdir -p "${f%.tgz}" && tar xzf "$f" -C "${f%.tgz}"; done`), giving
+`.../<lang>/Trunk/Audio/Main/16kHz_16bit/<archive>/[<archive>/]wav/*.wav` (the folder holding `wav/` names the
+archive).
 A simpler `<lang>/<archive>/wav/*.wav` tree is accepted too. Language = the path component before `Trunk` (else
 the first component); only `.wav` members count (as TFDS); languages outside the six are skipped and counted.
 Speaker = the archive name before the first `-` ("anonymous" is one big group).
@@ -63,7 +65,7 @@ def build(root: Path) -> Manifest:
         speaker = archive.split("-")[0]
         found += [(os.path.join(dirpath, f), lang, speaker) for f in wavs]
     if not found:
-        hint = f" ({archives} .tgz archives found: extract each in place)" if archives else ""
+        hint = f" ({archives} .tgz archives found: extract each in place into a folder of its name)" if archives else ""
         raise FileNotFoundError(f"no <lang>/.../<archive>/wav/*.wav files under {root}{hint}")
     assign = tfds_group_splits([s for _, _, s in found])
     clips = [Clip(p, (lang,), assign[spk], group=spk) for p, lang, spk in found]
