@@ -9,7 +9,7 @@ from dataclasses import replace
 import pytest
 
 from hares.data.manifest import Clip, check_disjoint
-from hares.tasks import TASKS, TaskSpec, get_task, list_tasks
+from hares.tasks import DOMAINS, TASKS, TaskSpec, get_task, list_tasks
 
 TABLE4 = {  # name: (domain, metric, classes)
     "audioset": ("environment", "mAP", 527),
@@ -34,7 +34,7 @@ def test_registry_matches_table4():
         t = get_task(name)
         assert isinstance(t, TaskSpec) and t is TASKS[name]
         assert (t.domain, t.metric, t.num_classes) == (domain, metric, n)
-        assert t.multilabel == (metric == "mAP")
+        assert t.multilabel == (metric == "mAP") and t.domain in DOMAINS
         assert t.folders and t.url.startswith("http") and t.adapter
         assert t.label_set == () or len(t.label_set) == n == len(set(t.label_set))
     assert get_task("audioset").probe == "mlp"

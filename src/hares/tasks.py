@@ -60,7 +60,7 @@ class TaskSpec:
     probe: str = "linear"
     description: str = ""
     adapter: str = ""
-    options: tuple[tuple[str, Any], ...] = field(default=(), compare=False)
+    options: tuple[tuple[str, Any], ...] = ()
     label_set: tuple[str, ...] = field(default=(), repr=False)
 
     def candidates(self, data_root: str | os.PathLike | None) -> list[Path]:
