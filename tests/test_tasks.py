@@ -174,3 +174,12 @@ def test_csv_task_few_groups_still_fill_every_split(tmp_path):
     rows = ["path,label,group"] + [f"x{i}.wav,{i % 2},spk{i % 2}" for i in range(10)]
     with pytest.raises(ValueError, match="2 group"):
         get_task(f"csv:{_write(tmp_path / 'u.csv', chr(10).join(rows))}").build_manifest(None)
+
+
+def test_status_rows_for_hares_tasks(tmp_path):
+    (tmp_path / "ESC-50-master").mkdir()
+    rows = {t: get_task(t).status(tmp_path) for t in list_tasks()}
+    assert rows["esc50"]["found"] == str(tmp_path / "ESC-50-master")
+    assert rows["esc50"]["looks_in"][0] == str(tmp_path / "ESC-50")
+    assert rows["audioset"]["found"] is None and rows["audioset"]["metric"] == "mAP"
+    assert rows["voxceleb1"]["classes"] == 1251

@@ -81,6 +81,19 @@ class TaskSpec:
                 return p
         return None
 
+    def status(self, data_root: str | os.PathLike | None) -> dict[str, Any]:
+        """One row for `hares tasks`: what the task is, where it looks, and the folder found (or None)."""
+        found = self.locate(data_root)
+        return {
+            "name": self.name,
+            "domain": self.domain,
+            "metric": self.metric,
+            "classes": self.num_classes or "from data",
+            "looks_in": [str(p) for p in self.candidates(data_root)] or [self.url],
+            "found": str(found) if found else None,
+            "url": self.url,
+        }
+
     def build_manifest(self, data_root: str | os.PathLike | None, **options: Any) -> Manifest:
         """Read the dataset under `data_root` into clips; `options` override the adapter's defaults.
 
