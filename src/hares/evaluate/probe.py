@@ -174,6 +174,27 @@ class GridAdam:
             p.grad = None
 
 
+def _backward(model: GridModel, x: torch.Tensor, y: torch.Tensor, heads: torch.Tensor, multilabel: bool) -> None:
+    """Set the gradients of the summed per-head mean losses; closed form for the linear probe (no autograd)."""
+    if model.kind != "linear":
+        _loss(model.forward(x, heads, train=True), y, multilabel).backward()
+        return
+    with torch.no_grad():
+        logits = model.forward(x, heads, train=False)  # (g, B, C)
+        if multilabel:
+            dlogits = (torch.sigmoid(logits) - y.float()[None]) / (logits.shape[1] * logits.shape[2])
+        else:
+            dlogits = torch.exp(logits - logits.amax(dim=-1, keepdim=True))  # softmax: faster than torch.softmax
+            dlogits /= dlogits.sum(dim=-1, keepdim=True)  # for few classes on CPU
+            dlogits[:, torch.arange(len(y), device=y.device), y] -= 1.0
+            dlogits /= logits.shape[1]
+        w, b = model.params
+        w.grad = torch.zeros_like(w)
+        b.grad = torch.zeros_like(b)
+        w.grad[heads] = torch.einsum("nd,gnc->gdc", x, dlogits)
+        b.grad[heads] = dlogits.sum(dim=1)
+
+
 def _loss(logits: torch.Tensor, y: torch.Tensor, multilabel: bool) -> torch.Tensor:
     """Sum over heads of each head's mean loss: logits (g, B, C)."""
     if multilabel:
@@ -218,7 +239,7 @@ def train_probe(
         raise ValueError(f"probe needs non-empty splits, got train/valid/test sizes {[x.n for x in xs]}")
     runs = []
     for seed in cfg.seeds:
-        runs.append(_train_seed(xs, ys, kind, multilabel, num_classes, metric_fn, cfg, seed, device, progress))
+        runs.append(_train_seed(xs, ys, kind, multilabel, num_classes, metric_fn, cfg, seed, device, progress)[0])
     scores = np.array([r["test"] for r in runs])
     return {
         "test": float(scores.mean()),
@@ -229,7 +250,8 @@ def train_probe(
     }
 
 
-def _train_seed(xs, ys, kind, multilabel, num_classes, metric_fn, cfg, seed, device, progress) -> dict[str, Any]:
+def _train_seed(xs, ys, kind, multilabel, num_classes, metric_fn, cfg, seed, device, progress):
+    """One seed of the grid: (record, model with every head's best-on-validation weights restored)."""
     (xtr, xva, xte), (ytr, yva, yte) = xs, ys
     grid = cfg.grid()
     devices = [device.index or 0] if device.type == "cuda" else []
@@ -250,8 +272,7 @@ def _train_seed(xs, ys, kind, multilabel, num_classes, metric_fn, cfg, seed, dev
             heads = torch.as_tensor(np.nonzero(active)[0], device=device)
             perm = gen.permutation(xtr.n)
             for idx in _chunks(perm, batch):
-                logits = model.forward(xtr[idx], heads, train=True)
-                _loss(logits, ytr[torch.as_tensor(idx, device=device)], multilabel).backward()
+                _backward(model, xtr[idx], ytr[torch.as_tensor(idx, device=device)], heads, multilabel)
                 opt.step(heads)
             val_logits = _predict(model, xva, heads)
             epochs_run = epoch + 1
@@ -274,7 +295,7 @@ def _train_seed(xs, ys, kind, multilabel, num_classes, metric_fn, cfg, seed, dev
         chosen = int(np.argmax(best_score))  # first maximum: ties go to the earlier grid point
         test_logits = _predict(model, xte, torch.as_tensor([chosen], device=device))[0]
         test_score = metric_fn(test_logits, yte)
-    return {
+    record = {
         "seed": seed,
         "lr": grid[chosen][0],
         "weight_decay": grid[chosen][1],
@@ -287,6 +308,7 @@ def _train_seed(xs, ys, kind, multilabel, num_classes, metric_fn, cfg, seed, dev
             for g, s, e in zip(grid, best_score, best_epoch)
         ],
     }
+    return record, model
 
 
 def targets_for(labels: Sequence[Sequence[str]], classes: Sequence[str], multilabel: bool) -> torch.Tensor:

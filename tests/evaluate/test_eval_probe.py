@@ -1,0 +1,157 @@
+"""The grid probe: Adam per head, selection on validation only, restored weights, agreement with scikit-learn."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from sklearn.linear_model import LogisticRegression
+from sklearn.preprocessing import StandardScaler
+
+from hares.evaluate.metrics import accuracy, mean_average_precision
+from hares.evaluate.probe import (
+    ArrayRows,
+    GridAdam,
+    GridModel,
+    ProbeConfig,
+    _backward,
+    _Features,
+    _loss,
+    _predict,
+    _train_seed,
+    standardizer,
+    targets_for,
+    train_probe,
+)
+
+
+def blobs(n: int, classes: int, dim: int, seed: int, sep: float = 0.6):
+    """Gaussian classes with unequal feature scales and an offset (so standardisation matters)."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(classes, dim)) * sep
+    scale = rng.uniform(0.5, 3.0, dim)
+    out = []
+    for m in n:
+        y = rng.integers(0, classes, m)
+        out.append((((centres[y] + rng.normal(size=(m, dim))) * scale + 2).astype(np.float32), y))
+    return out
+
+
+def test_grid_adam_equals_torch_adam_per_head():
+    torch.manual_seed(0)
+    lrs, wds = [1e-3, 3e-3, 1e-2], [0.0, 1e-2, 1e-1]
+    w = torch.randn(3, 5, 4, requires_grad=True)
+    b = torch.randn(3, 4, requires_grad=True)
+    opt = GridAdam([w, b], [True, False], lrs, wds, (0.9, 0.999), 1e-8)
+    refs = []
+    for h in range(3):
+        wh, bh = w[h].detach().clone().requires_grad_(), b[h].detach().clone().requires_grad_()
+        refs.append((wh, bh, torch.optim.Adam([{"params": [wh], "weight_decay": wds[h]},
+                                               {"params": [bh], "weight_decay": 0.0}], lr=lrs[h])))  # fmt: skip
+    for step in range(6):
+        heads = torch.tensor([0, 1, 2]) if step < 3 else torch.tensor([0, 2])  # head 1 stops after 3 steps
+        gw, gb = torch.randn(3, 5, 4), torch.randn(3, 4)
+        w.grad, b.grad = gw.clone(), gb.clone()
+        opt.step(heads)
+        for h in heads.tolist():
+            wh, bh, ref = refs[h]
+            wh.grad, bh.grad = gw[h].clone(), gb[h].clone()
+            ref.step()
+    for h in range(3):  # head 1's reference also stepped 3 times only
+        torch.testing.assert_close(w[h].detach(), refs[h][0].detach())
+        torch.testing.assert_close(b[h].detach(), refs[h][1].detach())
+
+
+def test_stopped_head_is_frozen():
+    torch.manual_seed(0)
+    w = torch.randn(2, 3, 2, requires_grad=True)
+    opt = GridAdam([w], [True], [1e-2, 1e-2], [0.0, 0.0], (0.9, 0.999), 1e-8)
+    before = w[1].detach().clone()
+    w.grad = torch.randn(2, 3, 2)
+    opt.step(torch.tensor([0]))
+    torch.testing.assert_close(w[1].detach(), before)
+    assert not torch.allclose(w[0].detach(), before)
+
+
+def test_linear_probe_within_one_point_of_tuned_sklearn_logistic_regression():
+    (xtr, ytr), (xva, yva), (xte, yte) = blobs([8000, 2000, 4000], classes=10, dim=32, seed=0)
+    result = train_probe((ArrayRows(xtr), torch.tensor(ytr)), (ArrayRows(xva), torch.tensor(yva)),
+                         (ArrayRows(xte), torch.tensor(yte)), num_classes=10, cfg=ProbeConfig(seeds=(0,)))  # fmt: skip
+    scaler = StandardScaler().fit(xtr)
+    best = max(
+        (LogisticRegression(C=c, max_iter=1000).fit(scaler.transform(xtr), ytr) for c in (1e-3, 1e-2, 0.1, 1)),
+        key=lambda m: m.score(scaler.transform(xva), yva),  # tuned on the same validation split
+    )
+    sklearn_acc = best.score(scaler.transform(xte), yte)
+    assert result["test"] > 0.8
+    assert abs(result["test"] - sklearn_acc) <= 0.01, (result["test"], sklearn_acc)
+
+
+def _features(x: np.ndarray, mean, std) -> _Features:
+    return _Features(ArrayRows(x), mean, std, torch.device("cpu"), 1 << 30)
+
+
+def test_selection_uses_validation_only_and_restores_best_weights():
+    (xtr, ytr), (xva, yva), (xte, yte) = blobs([600, 300, 300], classes=4, dim=16, seed=1, sep=0.4)
+    mean, std = standardizer(ArrayRows(xtr))
+    xs = [_features(x, mean, std) for x in (xtr, xva, xte)]
+    cfg = ProbeConfig(max_epochs=60, patience=5, seeds=(0,))
+    ys = [torch.tensor(y) for y in (ytr, yva, yte)]
+    record, model = _train_seed(xs, ys, "linear", False, 4, accuracy, cfg, 0, torch.device("cpu"), None)
+    grid_valid = [g["valid"] for g in record["grid_valid"]]
+    assert record["valid"] == max(grid_valid)
+    assert (record["lr"], record["weight_decay"]) == cfg.grid()[grid_valid.index(max(grid_valid))]
+    for h, g in enumerate(record["grid_valid"]):  # every head holds its best-on-validation weights
+        logits = _predict(model, xs[1], torch.tensor([h]))[0]
+        assert accuracy(logits, ys[1]) == pytest.approx(g["valid"])
+        assert g["best_epoch"] <= record["epochs_run"] <= 60
+    assert record["epochs_run"] <= max(g["best_epoch"] for g in record["grid_valid"]) + cfg.patience
+
+    shuffled = [ys[0], ys[1], ys[2][torch.randperm(len(ys[2]), generator=torch.Generator().manual_seed(0))]]
+    again, _ = _train_seed(xs, shuffled, "linear", False, 4, accuracy, cfg, 0, torch.device("cpu"), None)
+    for key in ("lr", "weight_decay", "best_epoch", "valid", "grid_valid"):
+        assert again[key] == record[key]  # test labels never influence any choice
+    assert again["test"] != record["test"]
+
+
+def test_mlp_probe_multilabel_map_and_seeds():
+    rng = np.random.default_rng(0)
+    n, dim, classes = 900, 24, 6
+    x = rng.normal(size=(n, dim)).astype(np.float32)
+    proj = rng.normal(size=(dim, classes))
+    y = ((x @ proj + 0.5 * rng.normal(size=(n, classes))) > 1.0).astype(np.uint8)  # (N, C) multi-hot
+    splits = [(ArrayRows(x[a:b]), torch.from_numpy(y[a:b])) for a, b in ((0, 500), (500, 700), (700, 900))]
+    cfg = ProbeConfig(max_epochs=40, seeds=(0, 1), mlp_hidden=32)
+    result = train_probe(*splits, kind="mlp", multilabel=True, num_classes=classes, metric="mAP", cfg=cfg)
+    chance = mean_average_precision(rng.random((200, classes)), y[700:])
+    assert result["test"] > chance + 0.3
+    assert len(result["seeds"]) == 2 and result["test_std"] >= 0
+    assert result["seeds"][0]["grid_valid"] != result["seeds"][1]["grid_valid"]  # seeds differ
+
+
+def test_targets_for():
+    assert targets_for([("b",), ("a",)], ["a", "b"], False).tolist() == [1, 0]
+    assert targets_for([("b", "a"), ()], ["a", "b"], True).tolist() == [[1, 1], [0, 0]]
+    with pytest.raises(ValueError, match="not in the task's classes"):
+        targets_for([("z",)], ["a", "b"], False)
+
+
+def test_grid_model_shapes():
+    m = GridModel("mlp", 5, 3, 8, ProbeConfig(mlp_hidden=7), "cpu")
+    assert m.forward(torch.randn(4, 5), torch.tensor([0, 3, 5]), train=True).shape == (3, 4, 3)
+    with pytest.raises(ValueError, match="unknown probe"):
+        GridModel("svm", 5, 3, 8, ProbeConfig(), "cpu")
+
+
+@pytest.mark.parametrize("multilabel", [False, True])
+def test_closed_form_linear_gradients_equal_autograd(multilabel):
+    torch.manual_seed(0)
+    model = GridModel("linear", 6, 4, 5, ProbeConfig(), "cpu")
+    x = torch.randn(9, 6)
+    y = (torch.rand(9, 4) < 0.3).to(torch.uint8) if multilabel else torch.randint(0, 4, (9,))
+    heads = torch.tensor([0, 2, 3])
+    _loss(model.forward(x, heads, train=True), y, multilabel).backward()
+    expected = [p.grad.clone() for p in model.params]
+    _backward(model, x, y, heads, multilabel)
+    for p, e in zip(model.params, expected):
+        torch.testing.assert_close(p.grad, e)

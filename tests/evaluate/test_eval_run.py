@@ -1,0 +1,99 @@
+"""End to end: `run_eval` / `hares eval` on a small CSV task, the report files, cache reuse, bad audio."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hares.cli import main
+from hares.evaluate import run_eval
+from hares.evaluate.run import BadAudioError, Protocol
+
+FAST = {"max_epochs": 15, "seeds": (0, 1), "num_workers": 0, "progress": False}
+
+
+def test_run_eval_writes_the_report_and_reuses_the_cache(tmp_path, csv_task, tiny_net, monkeypatch):
+    out = tmp_path / "out"
+    encoders = ["logmel", f"rnd=random:{tiny_net}"]
+    results = run_eval(encoders, [f"csv:{csv_task}"], out=out, cache_dir=tmp_path / "cache", **FAST)
+    assert {p.name for p in out.iterdir()} >= {"report.csv", "report.md", "report.png", "results.json"}
+    rows = list(csv.DictReader(open(out / "report.csv")))
+    assert list(rows[0]) == ["encoder", "task", "domain", "metric", "score", "std"]
+    assert [r["encoder"] for r in rows] == ["logmel", "rnd"]
+    logmel = float(rows[0]["score"])
+    assert 60 < logmel <= 100  # three tone classes: log-mel statistics separate them
+    md = (out / "report.md").read_text()
+    assert "| Tasks | logmel | rnd |" in md and "HARES needs all 12" in md
+    saved = json.loads((out / "results.json").read_text())
+    for key in ("hares_version", "git_sha", "packages", "protocol", "encoders", "tasks", "results", "aggregates"):
+        assert key in saved
+    assert saved["protocol"]["probe"]["max_epochs"] == 15 and saved["protocol"]["probe"]["patience"] == 20
+    assert saved["encoders"]["rnd"]["seed"] == 0 and len(saved["encoders"]["rnd"]["weights_hash"]) == 64
+    task = saved["tasks"]["csv:task"]
+    assert len(task["manifest_hash"]) == 64 and task["clips_per_split"] == {"test": 18, "train": 36, "valid": 18}
+    selected = saved["results"][0]["folds"][0]["selected"]
+    assert [s["seed"] for s in selected] == [0, 1] and {"lr", "weight_decay", "best_epoch"} <= set(selected[0])
+    assert (out / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    def no_extraction(*args, **kwargs):
+        raise AssertionError("embeddings were recomputed")
+
+    monkeypatch.setattr("hares.evaluate.embed._run_shards", no_extraction)
+    again = run_eval(encoders, [f"csv:{csv_task}"], out=tmp_path / "out2", cache_dir=tmp_path / "cache", **FAST)
+    assert [r["score"] for r in again["results"]] == [r["score"] for r in results["results"]]  # deterministic
+
+
+def _corrupt(csv_path: Path, n: int) -> list[str]:
+    rows = list(csv.DictReader(open(csv_path)))
+    train = [r for r in rows if r["split"] == "train"][:n]
+    for r in train:
+        (csv_path.parent / r["path"]).write_bytes(b"not audio at all")
+    return [r["path"] for r in train]
+
+
+def test_too_much_bad_audio_fails_clearly(tmp_path, csv_task):
+    names = _corrupt(csv_task, 2)  # 2 of 36 train clips: > 1%
+    with pytest.raises(BadAudioError, match="2 of 36") as err:
+        run_eval(["logmel"], [f"csv:{csv_task}"], cache_dir=tmp_path / "cache", **FAST)
+    assert all(n in str(err.value) for n in names)
+    code = main(["eval", "--encoder", "logmel", "--tasks", f"csv:{csv_task}", "--out", str(tmp_path / "o"),
+                 "--cache-dir", str(tmp_path / "cache"), "--no-progress", "--workers", "0"])  # fmt: skip
+    assert code == 2
+
+
+def test_a_few_bad_files_are_skipped_and_listed(tmp_path, csv_task):
+    (name,) = _corrupt(csv_task, 1)
+    out = tmp_path / "out"
+    results = run_eval(["logmel"], [f"csv:{csv_task}"], out=out, cache_dir=tmp_path / "cache",
+                       max_bad_fraction=0.05, **FAST)  # fmt: skip
+    (row,) = results["results"]
+    assert len(row["bad_files"]) == 1 and name in row["bad_files"][0]
+    assert row["folds"][0]["sizes"]["train"] == 35
+    assert name in (out / "report.md").read_text()
+
+
+def test_cli_eval_and_tasks(tmp_path, csv_task, capsys):
+    code = main(["eval", "--encoder", "base=logmel", "--tasks", f"csv:{csv_task}", "--out", str(tmp_path / "o"),
+                 "--cache-dir", str(tmp_path / "c"), "--seeds", "3", "--set", "max_epochs=5", "--set", "lrs=(1e-3,)",
+                 "--no-progress", "--workers", "1"])  # fmt: skip
+    assert code == 0
+    saved = json.loads((tmp_path / "o" / "results.json").read_text())
+    assert saved["protocol"]["probe"]["seeds"] == [3] and saved["protocol"]["probe"]["lrs"] == [1e-3]
+    assert "| Tasks | base |" in capsys.readouterr().out
+    (tmp_path / "data" / "ESC-50").mkdir(parents=True)
+    assert main(["tasks", "--data-root", str(tmp_path / "data")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert any(line.startswith("esc50") and "found" in line for line in lines)
+    assert any(line.startswith("voxceleb1") and "missing" in line and "VoxCeleb1" in line for line in lines)
+
+
+def test_protocol_overrides():
+    p = Protocol.with_overrides(max_epochs=3, lrs=[0.1], window_s=5)
+    assert p.probe.max_epochs == 3 and p.probe.lrs == (0.1,) and p.policy.window_s == 5.0
+    with pytest.raises(TypeError, match="unknown protocol setting 'epochs'"):
+        Protocol.with_overrides(epochs=3)
+    assert np.isclose(Protocol().max_bad_fraction, 0.01)
