@@ -1,7 +1,11 @@
-"""A tiny conv encoder registered for the training tests (the real model families register their own)."""
+"""Helpers for the training tests: a registered tiny conv encoder and a tone writer (importable by spawned ranks)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
 import torch
 from torch import nn
 
@@ -31,3 +35,12 @@ def train_test_tiny(width: int = 16) -> nn.Module:
 
 if "train_test_tiny" not in list_models():
     register_model(train_test_tiny)
+
+
+def write_tone(path: Path, freq: float, seconds: float = 1.5, sr: int = 16000, seed: int = 0) -> Path:
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * sr)) / sr
+    wav = 0.3 * np.sin(2 * np.pi * freq * t) + 0.01 * rng.standard_normal(t.shape)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(str(path), wav.astype(np.float32), sr)
+    return path

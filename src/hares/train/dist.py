@@ -8,6 +8,7 @@ classic bug (lightly-ai/lightly#1528, cellarium-ai/cellarium-ml PR #184).
 
 from __future__ import annotations
 
+import inspect
 import os
 from dataclasses import dataclass
 
@@ -104,6 +105,17 @@ def setup(device: str = "auto") -> DistInfo:
     if not is_distributed():
         dist.init_process_group(backend="nccl" if use_cuda else "gloo")
     return DistInfo(dist.get_rank(), local_rank, dist.get_world_size(), dev)
+
+
+def wrap_ddp(module: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """DDP without per-forward buffer sync: BN statistics are already global (GlobalBatchNorm1d / SyncBatchNorm)
+    and BYOL-A's mixup memory is deliberately per rank. Torch >= 2.14 spells it `forward_sync_buffers`."""
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    ids = [device.index] if device.type == "cuda" else None
+    if "forward_sync_buffers" in inspect.signature(DDP.__init__).parameters:
+        return DDP(module, device_ids=ids, forward_sync_buffers=False)
+    return DDP(module, device_ids=ids, broadcast_buffers=False)
 
 
 def cleanup() -> None:

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader
 
 from hares.audio import SAMPLE_RATE, num_frames
@@ -97,8 +96,7 @@ def pretrain(cfg: PretrainConfig) -> Path:
     if env.world_size > 1:
         if device.type == "cuda":  # encoder BatchNorms (CNN baselines) span the global batch too
             model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
-        # broadcast_buffers=False: BN statistics are already global, BYOL-A's memory is deliberately per rank
-        model = DDP(model, device_ids=[env.local_rank] if device.type == "cuda" else None, broadcast_buffers=False)
+        model = dist.wrap_ddp(model, device)
     optimizer = torch.optim.Adam(
         [p for p in objective.parameters() if p.requires_grad],
         lr=cfg.lr,

@@ -20,7 +20,8 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.1, gather
     Each of the 2B local anchors has one positive (its other view) and 2 * world * B - 2 negatives.
     """
     b = z1.shape[0]
-    z = F.normalize(torch.cat([z1, z2]).float(), dim=1)  # (2B, D), fp32 for the loss
+    z = torch.cat([z1, z2])
+    z = F.normalize(z.to(torch.promote_types(z.dtype, torch.float32)), dim=1)  # (2B, D), at least fp32
     keys = gather_with_grad(z) if gather else z  # (W * 2B, D), rank-major
     offset = rank() * 2 * b if gather else 0  # where this rank's anchors sit among the keys
     logits = z @ keys.T / temperature  # (2B, W * 2B)

@@ -31,16 +31,18 @@ class GlobalBatchNorm1d(nn.BatchNorm1d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or world_size() == 1:
             return super().forward(x)
-        x32 = x.float()  # (N, C)
-        stats = torch.cat([x32.new_full((1,), x32.shape[0]), x32.sum(0), (x32 * x32).sum(0)])
+        x64 = x.double()  # (N, C); float64 sums keep E[x^2] - E[x]^2 as exact as the one-process two-pass variance
+        stats = torch.cat([x64.new_full((1,), x64.shape[0]), x64.sum(0), (x64 * x64).sum(0)])
         stats = all_reduce_with_grad(stats)
         n, s1, s2 = stats[0], stats[1 : 1 + x.shape[1]], stats[1 + x.shape[1] :]
-        mean = s1 / n
-        var = (s2 / n - mean * mean).clamp_min(0.0)
+        mean64 = s1 / n
+        var64 = (s2 / n - mean64 * mean64).clamp_min(0.0)
+        dtype = torch.promote_types(x.dtype, torch.float32)
+        mean, var, x32 = mean64.to(dtype), var64.to(dtype), x.to(dtype)
         with torch.no_grad():
             m = self.momentum if self.momentum is not None else 0.1
             self.running_mean.mul_(1 - m).add_(m * mean.detach())
-            self.running_var.mul_(1 - m).add_(m * var.detach() * n / (n - 1))
+            self.running_var.mul_(1 - m).add_(m * var.detach() * float(n) / (float(n) - 1))
             self.num_batches_tracked.add_(1)
         y = (x32 - mean) * torch.rsqrt(var + self.eps)
         return (y * self.weight + self.bias).to(x.dtype) if self.affine else y.to(x.dtype)
@@ -56,9 +58,9 @@ def mlp(in_dim: int, hidden: int, out_dim: int, layers: int) -> nn.Sequential:
 
 
 def _logmel(frontend: nn.Module, wav: torch.Tensor) -> torch.Tensor:
-    """(B, N) -> (B, 1, T, F) in fp32 even under autocast."""
-    with torch.autocast(device_type=wav.device.type, enabled=False):
-        return frontend(wav.float())
+    """(B, N) -> (B, 1, T, F); the frontend runs in fp32 even under autocast, the result takes the waveform's
+    dtype (fp32 in training; the equality tests run the whole objective in fp64)."""
+    return frontend(wav).to(wav.dtype)
 
 
 class SimCLR(nn.Module):
