@@ -57,6 +57,13 @@ def activation(name: str, scaled: bool = True) -> Callable[[torch.Tensor], torch
     return lambda x: fn(x) * gamma
 
 
+def activation_parts(name: str) -> tuple[Callable[[torch.Tensor], torch.Tensor], float]:
+    """The unscaled activation and its gamma, for callers that fold gamma into the next conv's weight."""
+    if name not in _ACTS:
+        raise KeyError(f"unknown activation {name!r}; choose from: {', '.join(sorted(_ACTS))}")
+    return _ACTS[name], GAMMAS[name]
+
+
 def sgelu(x: torch.Tensor) -> torch.Tensor:
     """Scaled GELU of the NFNet pathways: tanh-GELU * 1.7015043497085571."""
     return F.gelu(x, approximate="tanh") * GAMMAS["gelu"]
@@ -142,18 +149,20 @@ class WSConv2d(nn.Module):
         scale = torch.rsqrt(torch.clamp(var * self.fan_in, min=self.eps)) * self.gain.view(-1, 1, 1, 1)
         return w * scale - mean * scale
 
-    def _weight(self) -> torch.Tensor:
+    def _weight(self, scale: float) -> torch.Tensor:
         if self.training or torch.is_grad_enabled():
             self._cache = None
-            return self.standardized_weight()
+            w = self.standardized_weight()
+            return w * scale if scale != 1.0 else w
         w, g = self.weight, self.gain
-        key = (w._version, g._version, w.data_ptr(), g.data_ptr(), w.dtype, w.device)
+        key = (w._version, g._version, w.data_ptr(), g.data_ptr(), w.dtype, w.device, scale)
         if self._cache is None or self._cache[0] != key:
-            self._cache = (key, self.standardized_weight())
+            self._cache = (key, self.standardized_weight() * scale)
         return self._cache[1]
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        w = self._weight()
+    def forward(self, x: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
+        """conv(x * scale): a constant input scale (an activation gamma, a beta) is folded into the weight."""
+        w = self._weight(scale)
         if self._sym:
             pad = (self.kernel[0] // 2, self.kernel[1] // 2)
             return F.conv2d(x, w, self.bias, self.stride, pad, 1, self.groups)

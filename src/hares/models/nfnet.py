@@ -28,7 +28,7 @@ from hares.models.layers import (
     SqueezeExcite,
     StochDepth,
     WSConv2d,
-    activation,
+    activation_parts,
     avg_pool_same,
     gelu_tanh,
     max_pool_same,
@@ -96,7 +96,7 @@ class NFBlock(nn.Module):
         if groups < 1:
             raise ValueError(f"bottleneck width {width} is smaller than the group width {group_size}")
         width = groups * group_size
-        self.act = activation(act)
+        self.act_fn, self.gamma = activation_parts(act)
         self.beta, self.alpha, self.stride = beta, alpha, tuple(stride)
         self.conv0 = WSConv2d(in_ch, width, 1)
         self.conv1 = WSConv2d(width, width, kernel, stride, groups=groups)
@@ -108,23 +108,30 @@ class NFBlock(nn.Module):
         self.skip_gain = nn.Parameter(torch.zeros(()))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.act(x) * self.beta
+        # Official order: out = act(x) * gamma * beta; conv0(out); conv1(act(.) * gamma); ...; 2 * SE(out) * out;
+        # stochdepth; * skip_gain; * alpha; + shortcut. The constant factors are folded into the conv weights
+        # (`WSConv2d(x, scale)`) and one per-sample, per-channel gate: the same function, fewer passes over memory.
+        act, g = self.act_fn, self.gamma
+        out = act(x)
+        s = g * self.beta
         if self.stride[0] * self.stride[1] > 1:
             shortcut = avg_pool_same(out, self.stride, self.stride)
             if self.conv_shortcut is not None:
-                shortcut = self.conv_shortcut(shortcut)
+                shortcut = self.conv_shortcut(shortcut, s)
+            else:
+                shortcut = shortcut * s
         elif self.conv_shortcut is not None:
-            shortcut = self.conv_shortcut(out)
+            shortcut = self.conv_shortcut(out, s)
         else:
             shortcut = x  # raw x, not activated
-        out = self.conv0(out)
-        out = self.conv1(self.act(out))
-        out = self.conv1b(self.act(out))
-        out = self.conv2(self.act(out))
-        out = (self.se(out) * 2) * out
+        out = self.conv0(out, s)
+        out = self.conv1(act(out), g)
+        out = self.conv1b(act(out), g)
+        out = self.conv2(act(out), g)
+        gate = self.se(out) * (2.0 * self.alpha) * self.skip_gain  # (B, C, 1, 1)
         if self.stoch_depth is not None:
-            out = self.stoch_depth(out)
-        return out * self.skip_gain * self.alpha + shortcut
+            gate = self.stoch_depth(gate)  # per-sample mask, no rescaling
+        return torch.addcmul(shortcut, out, gate)
 
 
 class NFPathway(nn.Module):
@@ -146,7 +153,7 @@ class NFPathway(nn.Module):
     ) -> None:
         super().__init__()
         extra_in = extra_in or [0] * len(cfg["depth"])
-        self.act = activation(act)
+        self.act_parts = activation_parts(act)
         ch = cfg["width"][0] // 2
         stem_ch = [1, ch // 8, ch // 4, ch // 2, ch]
         for i, (k, s) in enumerate(zip(cfg["stem_kernel_pattern"], cfg["stem_stride_pattern"])):
@@ -196,10 +203,11 @@ class NFPathway(nn.Module):
         self.final_conv = WSConv2d(ch, self.out_ch, 1)
 
     def stem(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.act(self.stem_conv0(x))
-        x = self.act(self.stem_conv1(x))
-        x = self.act(self.stem_conv2(x))
-        return self.stem_conv3(x)  # no activation after the last stem conv
+        act, g = self.act_parts
+        x = act(self.stem_conv0(x))
+        x = act(self.stem_conv1(x, g))  # conv(act(x) * gamma), gamma folded into the weight
+        x = act(self.stem_conv2(x, g))
+        return self.stem_conv3(x, g)  # no activation after the last stem conv
 
 
 class FuseFast2Slow(nn.Module):
