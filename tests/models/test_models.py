@@ -160,3 +160,22 @@ def test_bad_input_shapes_are_named() -> None:
             _build(name)(torch.randn(2, 3, 101, 80))
     with pytest.raises(ValueError, match="80"):
         _build("cnn14_tiny")(torch.randn(1, 1, 101, 64))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(FULL_COUNTS))
+def test_full_size_forward(name: str) -> None:
+    model = _build(name).eval()
+    with torch.no_grad():
+        out = model(torch.randn(2, 1, 298, 80))
+        frames = model.forward_frames(torch.randn(1, 1, 101, 80))
+    assert out.shape == (2, FULL_DIMS.get(name, model.embed_dim)) and torch.isfinite(out).all()
+    assert frames.shape[0] == 1 and frames.shape[2] == model.embed_dim
+
+
+@pytest.mark.slow
+def test_sf_nfnet_f0_official_test_shape() -> None:
+    model = _build("sf_nfnet_f0").eval()  # slowfast_nfnet_test.py: (2, 400, 128, 1) -> (2, 3456)
+    with torch.no_grad():
+        h_f, h_s = model.forward_maps(torch.rand(2, 1, 400, 128) * 2 - 1)
+    assert h_f.shape == (2, 384, 100, 4) and h_s.shape == (2, 3072, 25, 4)

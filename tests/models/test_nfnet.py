@@ -122,7 +122,10 @@ def test_wsconv_standardises_and_caches_in_eval() -> None:
         a = conv(x)
         conv.gain.mul_(2.0)  # an in-place change must invalidate the cached weight
         b = conv(x)
+        conv.weight.data.mul_(-1.0)  # `.data` writes (EMA updates) do not bump the version counter
+        c = conv(x)
     torch.testing.assert_close(b - conv.bias.view(1, -1, 1, 1), 2 * (a - conv.bias.view(1, -1, 1, 1)))
+    torch.testing.assert_close(c - conv.bias.view(1, -1, 1, 1), -(b - conv.bias.view(1, -1, 1, 1)))
 
 
 def test_stochastic_depth_only_in_training() -> None:

@@ -135,7 +135,7 @@ class WSConv2d(nn.Module):
         self.fan_in = (in_ch // groups) * self.kernel[0] * self.kernel[1]
         # Stride-1 odd kernels: SAME is symmetric k//2, which conv2d can pad itself (no copy).
         self._sym = self.stride == (1, 1) and all(k % 2 == 1 for k in self.kernel)
-        self._cache: tuple[tuple, torch.Tensor] | None = None
+        self._cache: tuple[tuple, torch.Tensor, torch.Tensor] | None = None
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -156,9 +156,13 @@ class WSConv2d(nn.Module):
             return w * scale if scale != 1.0 else w
         w, g = self.weight, self.gain
         key = (w._version, g._version, w.data_ptr(), g.data_ptr(), w.dtype, w.device, scale)
-        if self._cache is None or self._cache[0] != key:
-            self._cache = (key, self.standardized_weight() * scale)
-        return self._cache[1]
+        # Writes through `.data` (e.g. EMA updates) do not bump `_version`: a sample of the weight and the
+        # whole gain are compared as well, so such an update (which moves every element) refreshes the cache.
+        flat = w.detach().reshape(-1)
+        sample = torch.cat([flat[:: max(1, flat.numel() // 256)], g.detach()])
+        if self._cache is None or self._cache[0] != key or not torch.equal(self._cache[1], sample):
+            self._cache = (key, sample.clone(), self.standardized_weight() * scale)
+        return self._cache[2]
 
     def forward(self, x: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
         """conv(x * scale): a constant input scale (an activation gamma, a beta) is folded into the weight."""
