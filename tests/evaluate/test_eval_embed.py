@@ -30,15 +30,27 @@ class Counting(torch.nn.Module):
 
     def __init__(self, encoder, fail_after: int | None = None) -> None:
         super().__init__()
-        self.encoder, self.info, self.embed_dim = encoder, encoder.info, encoder.embed_dim
+        self.encoder, self.frontend, self.info, self.embed_dim = (
+            encoder,
+            encoder.frontend,
+            encoder.info,
+            encoder.embed_dim,
+        )
         self.windows, self.batches, self.fail_after = 0, 0, fail_after
 
-    def forward(self, wav: torch.Tensor) -> torch.Tensor:
+    def _count(self, n: int) -> None:
         if self.fail_after is not None and self.batches >= self.fail_after:
             raise KeyboardInterrupt("simulated crash")
         self.batches += 1
-        self.windows += wav.shape[0]
+        self.windows += n
+
+    def forward(self, wav: torch.Tensor) -> torch.Tensor:
+        self._count(wav.shape[0])
         return self.encoder(wav)
+
+    def embed_logmel(self, logmel: torch.Tensor) -> torch.Tensor:
+        self._count(logmel.shape[0])
+        return self.encoder.embed_logmel(logmel)
 
 
 def test_logmel_encoder_is_mean_and_std_of_the_logmel(tmp_path):

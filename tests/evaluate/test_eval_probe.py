@@ -155,3 +155,13 @@ def test_closed_form_linear_gradients_equal_autograd(multilabel):
     _backward(model, x, y, heads, multilabel)
     for p, e in zip(model.params, expected):
         torch.testing.assert_close(p.grad, e)
+
+
+def test_streamed_features_match_in_memory():
+    (xtr, ytr), (xva, yva), (xte, yte) = blobs([300, 100, 100], classes=3, dim=8, seed=2)
+    splits = [(ArrayRows(x), torch.tensor(y)) for x, y in ((xtr, ytr), (xva, yva), (xte, yte))]
+    cfg = ProbeConfig(max_epochs=5, seeds=(0,), batch_size=64)
+    in_memory = train_probe(*splits, num_classes=3, cfg=cfg)
+    streamed = train_probe(*splits, num_classes=3, cfg=cfg, max_bytes=0)  # read from the rows batch by batch
+    assert streamed["seeds"][0]["grid_valid"] == in_memory["seeds"][0]["grid_valid"]
+    assert streamed["test"] == pytest.approx(in_memory["test"])

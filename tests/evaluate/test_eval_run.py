@@ -97,3 +97,27 @@ def test_protocol_overrides():
     with pytest.raises(TypeError, match="unknown protocol setting 'epochs'"):
         Protocol.with_overrides(epochs=3)
     assert np.isclose(Protocol().max_bad_fraction, 0.01)
+
+
+def test_cross_validation_and_multilabel_tasks(tmp_path):
+    from _eval_helpers import FREQS, write_tone
+
+    rng = np.random.default_rng(0)
+    folds, tags = ["path,label,split"], ["path,labels,split"]
+    for i in range(45):
+        label = list(FREQS)[i % 3]
+        write_tone(tmp_path / f"{i}.wav", FREQS[label] * (1 + 0.03 * rng.standard_normal()), 0.4, seed=i)
+        folds.append(f"{i}.wav,{label},fold{i % 5 + 1}")
+        other = list(FREQS)[(i // 3) % 3]
+        tags.append(f"{i}.wav,{label};{other},{('train', 'train', 'train', 'valid', 'test')[i % 5]}")
+    (tmp_path / "folds.csv").write_text("\n".join(folds) + "\n")
+    (tmp_path / "tags.csv").write_text("\n".join(tags) + "\n")
+    results = run_eval(["logmel"], [f"csv:{tmp_path / 'folds.csv'}", f"csv:{tmp_path / 'tags.csv'}"],
+                       cache_dir=tmp_path / "cache", **FAST)  # fmt: skip
+    cv, ml = results["results"]
+    assert [f["fold"] for f in cv["folds"]] == ["fold1", "fold2", "fold3", "fold4", "fold5"]
+    assert all(f["sizes"] == {"train": 27, "valid": 9, "test": 9} for f in cv["folds"])
+    per_seed = np.mean([[s["test"] for s in f["selected"]] for f in cv["folds"]], axis=0) * 100
+    assert cv["score"] == pytest.approx(per_seed.mean()) and cv["std"] == pytest.approx(per_seed.std(ddof=1))
+    assert ml["metric"] == "mAP" and 0 < ml["score"] <= 100
+    assert cv["cache_key"] != ml["cache_key"]  # the manifest (labels, splits) is part of the key

@@ -6,6 +6,8 @@ windows (`hares.audio.eval_windows`) and the window embeddings are averaged.
 Batching never mixes lengths: windows are bucketed by their number of STFT frames and trimmed to exactly the
 samples those frames read (the frontend never looks past them), so a batch holds equal-length inputs and no
 clip's embedding depends on what it was batched with. Clips are processed in order of duration, so buckets fill.
+Decoding runs in DataLoader workers; on CPU the workers also compute the log-mels (the frontend is per window,
+so this changes nothing but the speed), on GPU the frontend runs on the device with the network.
 
 Cache layout, `<cache_root>/<key>/`:
 - `meta.json`   what the key hashes (encoder fingerprint, frontend, clip policy, manifest hash), written first;
@@ -91,10 +93,18 @@ def frame_exact(wav: np.ndarray) -> np.ndarray:
 
 
 class _DecodeDataset(torch.utils.data.Dataset):
-    """Position i -> (i, [window tensors], error): decoding runs in DataLoader workers."""
+    """Position i -> (i, [windows], error): waveforms (N,), or log-mels (1, T, F) when given a frontend."""
 
-    def __init__(self, clips: Sequence[Clip], positions: Sequence[int], order: np.ndarray, policy: ClipPolicy):
+    def __init__(
+        self,
+        clips: Sequence[Clip],
+        positions: Sequence[int],
+        order: np.ndarray,
+        policy: ClipPolicy,
+        frontend: torch.nn.Module | None = None,
+    ) -> None:
         self.clips, self.positions, self.order, self.policy = clips, list(positions), order, policy
+        self.frontend = frontend
 
     def __len__(self) -> int:
         return len(self.positions)
@@ -105,7 +115,11 @@ class _DecodeDataset(torch.utils.data.Dataset):
         try:
             wav = load_clip(clip, self.policy.sample_rate)
             windows = eval_windows(wav, self.policy.sample_rate, self.policy.window_s, self.policy.min_last_s)
-            return pos, [torch.from_numpy(frame_exact(w).copy()) for w in windows], None
+            out = [torch.from_numpy(frame_exact(w).copy()) for w in windows]
+            if self.frontend is not None:
+                with torch.no_grad():
+                    out = [self.frontend(w[None])[0] for w in out]  # (1, T, F) each
+            return pos, out, None
         except Exception as e:  # any unreadable clip is skipped and reported, never fatal here
             return pos, None, f"{type(e).__name__}: {e}"
 
@@ -228,7 +242,6 @@ def extract(
             order,
             policy,
             path,
-            todo,
             positions,
             shard_size,
             batch_size,
@@ -255,7 +268,6 @@ def _run_shards(
     order: np.ndarray,
     policy: ClipPolicy,
     path: Path,
-    todo: list[int],
     positions: list[int],
     shard_size: int,
     batch_size: int,
@@ -269,8 +281,9 @@ def _run_shards(
 
     encoder = encoder.to(device).eval()
     dim = int(encoder.embed_dim)
+    on_cpu = torch.device(device).type == "cpu"
     loader = torch.utils.data.DataLoader(
-        _DecodeDataset(clips, positions, order, policy),
+        _DecodeDataset(clips, positions, order, policy, encoder.frontend if on_cpu else None),
         batch_size=None,
         shuffle=False,
         num_workers=num_workers,
@@ -292,8 +305,8 @@ def _run_shards(
 
     def run(bucket: list[tuple[int, torch.Tensor]]) -> None:
         rows = [r for r, _ in bucket]
-        wav = torch.stack([w for _, w in bucket]).to(device)  # (B, N), equal lengths
-        emb = encoder(wav).double().cpu().numpy()  # (B, D)
+        x = torch.stack([w for _, w in bucket]).to(device)  # (B, N) waveforms or (B, 1, T, F) log-mels, equal sizes
+        emb = (encoder.embed_logmel(x) if on_cpu else encoder(x)).double().cpu().numpy()  # (B, D)
         np.add.at(state["sums"], rows, emb)
         np.add.at(state["counts"], rows, 1)
 
@@ -317,7 +330,7 @@ def _run_shards(
             state["bad"][str(int(order[pos]))] = f"{clips[int(order[pos])].path}: {error}"
         else:
             for w in windows:
-                bucket = state["buckets"].setdefault(w.shape[-1], [])
+                bucket = state["buckets"].setdefault(tuple(w.shape), [])
                 bucket.append((row, w))
                 if len(bucket) == batch_size:
                     run(bucket)

@@ -83,7 +83,12 @@ class Encoder(nn.Module):
 
     @torch.no_grad()
     def forward(self, wav: torch.Tensor) -> torch.Tensor:
-        return self.network(self.frontend(wav)).float()  # (B, D)
+        return self.embed_logmel(self.frontend(wav))  # (B, D)
+
+    @torch.no_grad()
+    def embed_logmel(self, logmel: torch.Tensor) -> torch.Tensor:
+        """The network alone, on log-mels (B, 1, T, F) computed elsewhere (e.g. in decoding workers)."""
+        return self.network(logmel).float()  # (B, D)
 
 
 def _weights_hash(model: nn.Module) -> str:

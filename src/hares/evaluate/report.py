@@ -130,7 +130,7 @@ def plot(results: dict[str, Any], path: str | os.PathLike) -> None:
     encoders, domains, rows = _layout(results)
     tasks = [t for ts in domains.values() for t in ts]
     width = 0.8 / max(1, len(encoders))
-    fig = Figure(figsize=(max(6.0, 0.9 * len(tasks) * max(1, len(encoders)) ** 0.5 + 2), 4.5))
+    fig = Figure(figsize=(min(14.0, max(5.0, 2 + 0.55 * len(tasks) * max(1, len(encoders)) ** 0.5)), 4.0))
     ax = fig.subplots()
     for k, e in enumerate(encoders):
         xs = [i + (k - (len(encoders) - 1) / 2) * width for i in range(len(tasks))]
@@ -147,10 +147,9 @@ def plot(results: dict[str, Any], path: str | os.PathLike) -> None:
     ax.set_xticklabels([DISPLAY.get(t, t) for t in tasks], rotation=30, ha="right")
     ax.set_ylim(0, 108)
     ax.set_ylabel("score (%)")
-    ax.legend(fontsize=8, loc="lower right")
-    fig.tight_layout()
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5), title="encoder", title_fontsize=8)
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
+        fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
 
 
 def write_report(results: dict[str, Any], out: str | os.PathLike) -> None:

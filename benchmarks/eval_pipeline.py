@@ -1,0 +1,156 @@
+"""Evaluation pipeline benchmark: extraction clips/s end to end, and the grid probe against scikit-learn.
+
+1. Extraction: a task of `--clips` clips of `--seconds` s (16 kHz wav written to a temp folder), embedded through
+   `hares.evaluate.extract` (parallel decoding, frontend, network, float16 shards) with `logmel` and with a tiny
+   network (`--net`, random init, on the first `--net-clips` clips). Reference in the same process: decoding
+   alone (`load_audio` over the same files, one process).
+2. Probe: synthetic embeddings (`--n` train x `--dim`, 50 classes, valid and test `--n // 10` each), the whole
+   8-point lr x wd grid with early stopping (`--seeds` seeds) against scikit-learn `LogisticRegression` (lbfgs)
+   fitted once per C in `--sk-c`, the C chosen on validation. Time and test accuracy for both.
+
+    python benchmarks/eval_pipeline.py                    # the issue's sizes (2,000 x 5 s; 50,000 x 3456)
+    python benchmarks/eval_pipeline.py --n 20000 --clips 500   # scaled down
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+
+
+def make_clips(folder: Path, count: int, seconds: float, seed: int = 0) -> list:
+    from hares.data.manifest import Clip
+
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * 16000)) / 16000
+    clips = []
+    for i in range(count):
+        wav = 0.2 * np.sin(2 * np.pi * rng.uniform(100, 4000) * t) + 0.05 * rng.standard_normal(t.shape)
+        path = folder / f"clip{i:05d}.wav"
+        sf.write(str(path), wav.astype(np.float32), 16000, subtype="PCM_16")
+        clips.append(Clip(str(path), (str(i % 10),), "train"))
+    return clips
+
+
+def bench_extraction(args: argparse.Namespace) -> None:
+    from hares.audio import load_audio
+    from hares.evaluate import extract, load_encoder
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        clips = make_clips(tmp, args.clips, args.seconds)
+        t0 = time.perf_counter()
+        for c in clips:
+            load_audio(c.path)
+        decode = len(clips) / (time.perf_counter() - t0)
+        print(
+            f"extraction: {len(clips)} clips x {args.seconds:g} s, {args.workers} decoding workers, batch {args.batch}"
+        )
+        print(f"  decode only, 1 process (reference)       {decode:8.1f} clips/s  1.00x")
+        runs = [("logmel", "logmel", clips), (args.net, f"random:{args.net}", clips[: args.net_clips])]
+        for name, spec, subset in runs:
+            encoder = load_encoder(spec)
+            t0 = time.perf_counter()
+            extract(encoder, subset, tmp / "cache", batch_size=args.batch, num_workers=args.workers, progress=False)
+            rate = len(subset) / (time.perf_counter() - t0)
+            label = f"{name} ({encoder.embed_dim}-d), {len(subset)} clips"
+            print(f"  extract {label:33s} {rate:8.1f} clips/s  {rate / decode:.2f}x")
+            t0 = time.perf_counter()
+            extract(encoder, subset, tmp / "cache", progress=False)
+            print(f"    rerun on the finished cache: {1000 * (time.perf_counter() - t0):.0f} ms (nothing recomputed)")
+
+
+def synthetic_embeddings(n: int, dim: int, classes: int, seed: int = 0):
+    """Classes as Gaussians in a 64-d latent space, mapped to `dim` features plus isotropic noise."""
+    rng = np.random.default_rng(seed)
+    latent_means = rng.normal(size=(classes, 64)) * 0.5
+    mixing = rng.normal(size=(64, dim)) / 8.0
+    scale = rng.uniform(0.2, 3.0, dim).astype(np.float32)
+    out = []
+    for m in (n, n // 10, n // 10):
+        y = rng.integers(0, classes, m)
+        z = latent_means[y] + rng.normal(size=(m, 64))
+        x = (z @ mixing + rng.normal(size=(m, dim))).astype(np.float32) * scale + 1.0
+        out.append((x, y))
+    return out
+
+
+def bench_probe(args: argparse.Namespace) -> None:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    from hares.evaluate.probe import ArrayRows, ProbeConfig, train_probe
+
+    (xtr, ytr), (xva, yva), (xte, yte) = synthetic_embeddings(args.n, args.dim, 50)
+    print(f"probe: {len(xtr)} train x {args.dim} (valid {len(xva)}, test {len(xte)}), 50 classes, "
+          f"{torch.get_num_threads()} thread(s), max {args.max_epochs} epochs")  # fmt: skip
+    cfg = ProbeConfig(seeds=tuple(range(args.seeds)), max_epochs=args.max_epochs)
+    t0 = time.perf_counter()
+    res = train_probe(
+        (ArrayRows(xtr), torch.from_numpy(ytr)),
+        (ArrayRows(xva), torch.from_numpy(yva)),
+        (ArrayRows(xte), torch.from_numpy(yte)),
+        num_classes=50,
+        cfg=cfg,
+    )
+    ours = time.perf_counter() - t0
+    epochs = [s["epochs_run"] for s in res["seeds"]]
+    picks = [(s["lr"], s["weight_decay"], s["best_epoch"]) for s in res["seeds"]]
+    print(f"  hares grid probe (8 heads, {args.seeds} seed(s), epochs run {epochs}, picked (lr, wd, epoch) {picks})")
+    print(f"    {ours:7.1f} s   test accuracy {100 * res['test']:.2f}%")
+
+    t0 = time.perf_counter()
+    scaler = StandardScaler().fit(xtr)
+    xtr_s, xva_s, xte_s = (scaler.transform(x) for x in (xtr, xva, xte))
+    fits = []
+    for c in args.sk_c:
+        t1 = time.perf_counter()
+        model = LogisticRegression(C=c, max_iter=args.sk_iter).fit(xtr_s, ytr)
+        fits.append((model.score(xva_s, yva), c, model.score(xte_s, yte), time.perf_counter() - t1, model.n_iter_[0]))
+    sk = time.perf_counter() - t0
+    best = max(fits)
+    for v, c, te, sec, it in fits:
+        print(f"    sklearn C={c:g}: {sec:.1f} s, {it} lbfgs iterations, valid {100 * v:.2f}%, test {100 * te:.2f}%")
+    print(f"  sklearn LogisticRegression, C in {list(args.sk_c)} chosen on valid (C={best[1]:g}; reference)")
+    print(f"    {sk:7.1f} s   test accuracy {100 * best[2]:.2f}%")
+    print(f"  time ratio hares / sklearn: {ours / sk:.2f}x; accuracy difference {100 * (res['test'] - best[2]):+.2f}")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--clips", type=int, default=2000)
+    p.add_argument("--seconds", type=float, default=5.0)
+    p.add_argument("--net", default="sf_nfnet_micro", help="tiny network (random init)")
+    p.add_argument("--net-clips", type=int, default=2000)
+    p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--n", type=int, default=50000)
+    p.add_argument("--dim", type=int, default=3456)
+    p.add_argument("--seeds", type=int, default=1)
+    p.add_argument("--max-epochs", type=int, default=200)
+    p.add_argument("--sk-c", type=float, nargs="+", default=[1.0])
+    p.add_argument("--sk-iter", type=int, default=100)
+    p.add_argument("--threads", type=int, default=None, help="torch and BLAS threads (default: torch's)")
+    p.add_argument("--skip-extraction", action="store_true")
+    p.add_argument("--skip-probe", action="store_true")
+    args = p.parse_args()
+    from threadpoolctl import threadpool_limits
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    with threadpool_limits(torch.get_num_threads()):  # sklearn's BLAS gets as many threads as torch
+        if not args.skip_extraction:
+            bench_extraction(args)
+        if not args.skip_probe:
+            bench_probe(args)
+
+
+if __name__ == "__main__":
+    main()
