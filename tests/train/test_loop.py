@@ -13,6 +13,7 @@ import hares.train.loop as loop
 from hares.cli import main
 from hares.models import load_checkpoint, read_metadata
 from hares.train.config import get_preset
+from hares.train.data import DataError, open_source, write_shards
 
 TINY = dict(model="train_test_tiny", proj_hidden=32, proj_dim=8, byol_proj_dim=8, byol_memory=16, progress=False)
 
@@ -21,9 +22,17 @@ class Crash(RuntimeError):
     """Stands in for a kill right after a checkpoint was written."""
 
 
-@pytest.mark.parametrize("objective", ["simclr", "supervised", "byola"])
-def test_killed_and_resumed_run_equals_uninterrupted_run(tmp_path: Path, tone_folder: Path, objective, monkeypatch):
-    common = dict(data=str(tone_folder), objective=objective, batch_size=4, steps=5, crop_seconds=0.5, **TINY)
+@pytest.mark.parametrize(
+    ("objective", "layout"), [("simclr", "folder"), ("supervised", "folder"), ("byola", "folder"), ("simclr", "shards")]
+)
+def test_killed_and_resumed_run_equals_uninterrupted_run(
+    tmp_path: Path, tone_folder: Path, objective, layout, monkeypatch
+):
+    data = tone_folder
+    if layout == "shards":
+        data = tmp_path / "shards"
+        write_shards(open_source(tone_folder), data, shard_size=4)
+    common = dict(data=str(data), objective=objective, batch_size=4, steps=5, crop_seconds=0.5, **TINY)
     common.update(ckpt_every=2, log_every=1, warmup_steps=2, num_workers=0)
     straight = loop.pretrain(get_preset("debug", out=str(tmp_path / "straight"), **common))
 
@@ -56,7 +65,10 @@ def test_killed_and_resumed_run_equals_uninterrupted_run(tmp_path: Path, tone_fo
     assert [r["step"] for r in rows] == [1, 2, 3, 4, 5]
     assert [r["loss"] for r in rows] == [r["loss"] for r in ref]
     state = json.loads((tmp_path / "resumed" / "checkpoints" / "step_00000004" / "state.json").read_text())
-    assert state["data_position"] == {"epoch": 1, "batch_in_epoch": 1, "batches_per_epoch": 3}
+    expected = (
+        {"epoch": 1, "batch_in_epoch": 1, "batches_per_epoch": 3} if layout == "folder" else {"samples_per_stream": 16}
+    )
+    assert state["data_position"] == expected
 
 
 def test_resume_refuses_a_different_config(tmp_path: Path, tone_folder: Path) -> None:
@@ -64,6 +76,24 @@ def test_resume_refuses_a_different_config(tmp_path: Path, tone_folder: Path) ->
     loop.pretrain(get_preset("debug", **common))
     with pytest.raises(ValueError, match="batch_size"):
         loop.pretrain(get_preset("debug", **{**common, "batch_size": 6, "steps": 2, "resume": True}))
+
+
+def test_all_bad_dataset_stops_the_run_clearly(tmp_path: Path) -> None:
+    for i in range(4):
+        (tmp_path / "data" / f"bad{i}.wav").parent.mkdir(exist_ok=True)
+        (tmp_path / "data" / f"bad{i}.wav").write_bytes(b"not audio" * (i + 1))
+    cfg = get_preset("debug", data=str(tmp_path / "data"), out=str(tmp_path / "run"), batch_size=2, steps=1, **TINY)
+    with pytest.warns(UserWarning), pytest.raises(DataError, match="whole dataset bad"):
+        loop.pretrain(get_preset("debug", **{**cfg.to_dict(), "max_bad_in_a_row": 8}))
+
+
+def test_skipped_files_are_reported(tmp_path: Path, tone_folder: Path) -> None:
+    (tone_folder / "class2" / "broken.wav").write_bytes(b"RIFF junk")
+    cfg = get_preset("debug", data=str(tone_folder), out=str(tmp_path / "run"), batch_size=13, steps=1, **TINY)
+    with pytest.warns(UserWarning, match="skipping undecodable"):
+        loop.pretrain(get_preset("debug", **{**cfg.to_dict(), "crop_seconds": 0.5}))
+    row = json.loads((tmp_path / "run" / "metrics.jsonl").read_text())
+    assert row["skipped_files"] == 1 and json.loads((tmp_path / "run" / "run.json").read_text())["clips"] == 13
 
 
 @pytest.mark.parametrize("objective", ["simclr", "supervised"])

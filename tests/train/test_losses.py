@@ -62,7 +62,7 @@ def test_nt_xent_gradients_flow_and_loss_falls() -> None:
 def test_byol_loss_range_and_target_has_no_gradient() -> None:
     p = torch.randn(4, 8, requires_grad=True)
     t = torch.randn(4, 8, requires_grad=True)
-    assert float(byol_loss(p, p.detach())) < 1e-6
-    assert abs(float(byol_loss(p, -p.detach())) - 4.0) < 1e-5
+    assert byol_loss(p, p.detach()).item() < 1e-6
+    assert abs(byol_loss(p, -p.detach()).item() - 4.0) < 1e-5
     byol_loss(p, t).backward()
     assert p.grad is not None and t.grad is None

@@ -8,6 +8,7 @@ hares shards --data DIR_OR_MANIFEST --out SHARD_DIR [--shard-size 512]
 from __future__ import annotations
 
 import argparse
+import os
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -48,7 +49,8 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     cfg = get_preset(args.preset, **{k: v for k, v in flags.items() if v is not None})
     cfg = apply_overrides(cfg, [*args.set, f"resume={args.resume}", f"progress={not args.no_progress}"])
     path = pretrain(cfg)
-    print(f"encoder checkpoint: {path}")
+    if os.environ.get("RANK", "0") == "0":
+        print(f"encoder checkpoint: {path}")
     return 0
 
 

@@ -160,8 +160,9 @@ def pretrain(cfg: PretrainConfig) -> Path:
         lr = lr_at(step, cfg)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        batch = {k: v.to(device, non_blocking=True) for k, v in next(batches).items()}
-        bad_local += int(batch.pop("bad"))
+        batch = next(batches)
+        bad_local += int(batch.pop("bad"))  # undecodable files this rank replaced (counted, reported in metrics)
+        batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
         generator = torch.Generator().manual_seed(step_seed(cfg.seed, step, env.rank))
         with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_bf16):
             logs = model(batch, generator=generator)
