@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from hares.models import create_model, list_models, load_checkpoint, read_metadata, save_checkpoint
+from hares.models import Encoder, create_model, list_models, load_checkpoint, read_metadata, save_checkpoint
 
 SMALL = list_models("*_tiny") + ["sf_nfnet_micro"]
 # sf_nfnet_tiny's backward is slow on 2 CPU cores; sf_nfnet_micro runs the same code in the default suite.
@@ -63,6 +63,7 @@ def test_paper_counts_at_reference_mel_bins() -> None:
 @pytest.mark.parametrize("name", SMALL)
 def test_forward_shapes_any_length(name: str) -> None:
     model = _build(name).eval()
+    assert isinstance(model, Encoder)
     with torch.no_grad():
         for t in (101, 298, 1024):
             x = torch.randn(1, 1, t, 80)

@@ -4,13 +4,30 @@ Every network takes log-mels (B, 1, T, F) and returns the pooled scene embedding
 `forward_frames` returns frame embeddings (B, T', embed_dim) (mean over frequency of the last map).
 """
 
+from typing import Protocol, runtime_checkable
+
+import torch
+
 # Family files register their builders on import (one file per family).
 from hares.models import byola, cnn14, nfnet, resnet, timm_models  # noqa: F401
 from hares.models._registry import MODELS, create_model, list_models, register_model
 from hares.models.checkpoint import load_checkpoint, read_metadata, save_checkpoint, state_dict_hash
 from hares.models.haiku import load_haiku
 
+
+@runtime_checkable
+class Encoder(Protocol):
+    """The contract every registered network meets (checked in tests, not inherited)."""
+
+    embed_dim: int
+
+    def __call__(self, logmel: torch.Tensor) -> torch.Tensor: ...  # (B, 1, T, F) -> (B, embed_dim)
+
+    def forward_frames(self, logmel: torch.Tensor) -> torch.Tensor: ...  # (B, 1, T, F) -> (B, T', embed_dim)
+
+
 __all__ = [
+    "Encoder",
     "MODELS",
     "create_model",
     "list_models",
