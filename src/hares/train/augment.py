@@ -16,11 +16,15 @@ def example_mix(
     """Mix each waveform with another clip of the batch: x' = (1 - lam) x + lam x_partner, lam ~ U(0, max_ratio).
 
     wav: (B, N). Returns the mixed waveforms (B, N), lam (B, 1) (0 where the example was left unmixed, with
-    probability 1 - p) and the partner index (B,). The partner is the next clip (a roll by one), never itself.
-    With max_ratio <= 0.5 the original clip stays dominant, so a SimCLR positive pair keeps its identity.
+    probability 1 - p) and the partner index (B,). Each example draws its partner uniformly among the other
+    clips, so the two views of a SimCLR pair get independent partners (pretraining.md section 2) and never
+    share a background that would make them trivially similar. With max_ratio <= 0.5 the original clip stays
+    dominant, so a positive pair keeps its identity.
     """
     b = wav.shape[0]
-    partner = torch.roll(torch.arange(b), shifts=-1).to(wav.device)
+    if b == 1:
+        return wav, wav.new_zeros(1, 1), torch.zeros(1, dtype=torch.long, device=wav.device)
+    partner = ((torch.arange(b) + torch.randint(1, b, (b,), generator=generator)) % b).to(wav.device)
     lam = max_ratio * torch.rand(b, 1, generator=generator)
     lam = lam * (torch.rand(b, 1, generator=generator) < p)
     lam = lam.to(wav.device, wav.dtype)

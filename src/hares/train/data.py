@@ -497,6 +497,11 @@ class ShardStream(IterableDataset):
         )
         self.label_index = {name: i for i, name in enumerate(source.label_names)}
 
+    def position(self, step: int) -> dict[str, object]:
+        """Where each of this rank's virtual-worker streams stands after `step` steps (batches consumed)."""
+        done = [max(0, (step - v + self.nw - 1) // self.nw) for v in range(self.nw)]
+        return {"batches_per_stream": done, "per_rank_batch": self.batch}
+
     def _stream_plan(self, stream: int) -> tuple[list[int], int]:
         """Shard indices of this stream and the sample stride inside each shard (when shards < streams)."""
         n_streams = self.world * self.nw

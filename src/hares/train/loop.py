@@ -138,7 +138,7 @@ def pretrain(cfg: PretrainConfig) -> Path:
             cfg.max_bad_in_a_row,
         )  # fmt: skip
         loader = DataLoader(stream, batch_size=None, num_workers=cfg.num_workers, pin_memory=device.type == "cuda")
-        position = lambda step: {"samples_per_stream": step * per_rank}  # noqa: E731
+        position = stream.position
     else:
         dataset = ClipDataset(source.items, source.label_names, crop, objective.views, cfg.seed, cfg.max_bad_in_a_row)
         weights = balanced_weights(source.items, source.label_names) if cfg.class_balanced else None
