@@ -243,7 +243,12 @@ def _multi_hot(labels: Sequence[str], index: dict[str, int]) -> np.ndarray:
 
 
 class ClipDataset(Dataset):
-    """`dataset[(index, epoch)]` -> {"wav": (views, crop) float32, "target": (C,), "bad": int}."""
+    """`dataset[(index, epoch)]` -> {"wav": (views, crop) float32, "target": (C,), "bad": int}.
+
+    The clip table is held in a few numpy arrays (paths as fixed-width bytes, labels as CSR index arrays), not a
+    list of Python objects: DataLoader workers touching millions of objects would copy them page by page through
+    reference counting (pytorch/pytorch#13246), numpy arrays stay shared.
+    """
 
     def __init__(
         self,
@@ -254,36 +259,43 @@ class ClipDataset(Dataset):
         seed: int,
         max_bad: int = 50,
     ) -> None:
-        self.items, self.crop, self.views, self.seed, self.max_bad = list(items), crop_samples, views, seed, max_bad
-        self.label_index = {name: i for i, name in enumerate(label_names)}
+        self.crop, self.views, self.seed, self.max_bad = crop_samples, views, seed, max_bad
+        self.num_classes = len(label_names)
+        index = {name: i for i, name in enumerate(label_names)}
+        self.paths = np.array([os.fsencode(it.path) for it in items])  # (N,) fixed-width bytes
+        self.segments = np.array([(it.start, it.end) for it in items], dtype=np.float64).reshape(-1, 2)  # (N, 2)
+        ids = [[index[lab] for lab in it.labels if lab in index] for it in items]
+        self.label_offsets = np.cumsum([0] + [len(x) for x in ids]).astype(np.int64)  # (N + 1,)
+        self.label_ids = np.array([i for x in ids for i in x], dtype=np.int32)
 
     def __len__(self) -> int:
-        return len(self.items)
+        return len(self.paths)
+
+    def _target(self, index: int) -> np.ndarray:
+        y = np.zeros(self.num_classes, dtype=np.float32)
+        y[self.label_ids[self.label_offsets[index] : self.label_offsets[index + 1]]] = 1.0
+        return y
 
     def __getitem__(self, key: tuple[int, int]) -> dict:
         index, epoch = key
         rng = np.random.default_rng([self.seed, epoch, index])
         errors = []
         while len(errors) < self.max_bad:
-            item = self.items[index]
+            start, end = self.segments[index]
             try:
-                wav = _decode(item)
+                wav = _decode(Item(os.fsdecode(self.paths[index]), (), float(start), float(end)))
                 break
             except (AudioError, OSError) as e:
                 errors.append(str(e))
                 warnings.warn(f"skipping undecodable clip: {e}", stacklevel=2)
-                index = int(rng.integers(len(self.items)))
+                index = int(rng.integers(len(self)))
         else:
             raise DataError(
                 f"{self.max_bad} clips in a row could not be decoded (is the whole dataset bad?); last errors: "
                 + " | ".join(errors[-3:])
             )
         crops = np.stack([random_crop(wav, self.crop, rng) for _ in range(self.views)])  # (V, N)
-        return {
-            "wav": torch.from_numpy(crops),
-            "target": torch.from_numpy(_multi_hot(item.labels, self.label_index)),
-            "bad": len(errors),
-        }
+        return {"wav": torch.from_numpy(crops), "target": torch.from_numpy(self._target(index)), "bad": len(errors)}
 
 
 def collate(samples: list[dict]) -> dict[str, torch.Tensor]:
