@@ -225,14 +225,16 @@ def paper_supervised() -> PretrainConfig:
 
 
 def paper_byola() -> PretrainConfig:
-    """BYOL-A v1's recipe (nttcslab/byol-a `config.yaml`): 0.95 s crops, batch 256, Adam 3e-4, EMA 0.99.
+    """BYOL-A v1's recipe (nttcslab/byol-a `config.yaml`) on its own encoder: 0.95 s crops, batch 256, Adam 3e-4,
+    EMA 0.99, projector/predictor 4096 -> 256, Mixup memory 2048 (ratio 0.4). `--model sf_nfnet_f0` trains the
+    paper's encoder with this framework instead.
 
     The step budget is a placeholder: the BYOL-A author quotes 500 epochs of (a tenth of) AudioSet (byol-a#11).
     """
     return PretrainConfig(
         preset="paper-byola",
         objective="byola",
-        model="sf_nfnet_f0",
+        model="byola_cnn",
         crop_seconds=0.95,
         batch_size=256,
         steps=100_000,
