@@ -2,6 +2,7 @@
 
     python benchmarks/pretrain.py                      # sf_nfnet_tiny and sf_nfnet_f0, batch 4, 3 s crops, 1 thread
     python benchmarks/pretrain.py --models sf_nfnet_micro --batch 8 --steps 3
+    python benchmarks/pretrain.py --data-only          # decode + crop throughput of one data worker
 
 One step = the full SimCLR objective (2 views, example mixing, log-mel, encoder, 3-layer projector, NT-Xent),
 backward and an Adam update, on in-memory waveforms (data loading is excluded; it runs in worker processes).
@@ -77,6 +78,35 @@ def scaling(args: argparse.Namespace) -> tuple[float, float]:
     return one, two
 
 
+def data_throughput(n: int = 24) -> None:
+    """Clips/s of `ClipDataset` (decode + resample + 2 random 3 s crops) in one process, per storage format."""
+    import tempfile
+    from pathlib import Path
+
+    import numpy as np
+    import soundfile as sf
+
+    from hares.train.data import ClipDataset, Item
+
+    rng = np.random.default_rng(0)
+    with tempfile.TemporaryDirectory() as tmp:
+        rates = {}
+        for fmt, sr in [("wav", 16000), ("flac", 16000), ("flac", 48000)]:
+            items = []
+            for i in range(n):
+                path = Path(tmp) / f"{fmt}{sr}_{i}.{fmt}"
+                sf.write(str(path), (0.1 * rng.standard_normal(10 * sr)).astype(np.float32), sr)
+                items.append(Item(str(path)))
+            ds = ClipDataset(items, [], 48000, 2, seed=0)
+            t = time.perf_counter()
+            for i in range(n):
+                ds[(i, 0)]
+            rates[f"10 s {fmt} @ {sr // 1000} kHz"] = n / (time.perf_counter() - t)
+    ref = next(iter(rates.values()))
+    for name, r in rates.items():
+        print(f"data: {name:20s} {r:7.1f} clips/s per worker ({ref / r:4.2f}x time)")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--models", nargs="+", default=["sf_nfnet_tiny", "sf_nfnet_f0"])
@@ -86,10 +116,14 @@ def main() -> None:
     p.add_argument("--proj-hidden", type=int, default=4096)
     p.add_argument("--scaling-model", default="sf_nfnet_tiny")
     p.add_argument("--no-scaling", action="store_true")
+    p.add_argument("--data-only", action="store_true", help="only the data-pipeline throughput")
     p.add_argument("--threads", type=int, default=1, help="torch threads (1 is stable on a shared machine)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
 
+    data_throughput()
+    if args.data_only:
+        return
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch} x 2 views x {args.seconds} s"
     )
