@@ -47,13 +47,17 @@ class Protocol:
 
     @classmethod
     def with_overrides(cls, **overrides: Any) -> Protocol:
-        probe_fields = {f.name: f for f in dataclasses.fields(ProbeConfig)}
+        descriptive = ("weight_decay_mode", "standardize")  # record what the code does; not settings
+        probe_fields = {f.name: f for f in dataclasses.fields(ProbeConfig) if f.name not in descriptive}
         policy_fields = {f.name: f for f in dataclasses.fields(ClipPolicy)}
         probe_kw, policy_kw, extra = {}, {}, {}
         for key, value in overrides.items():
             if key in probe_fields:
                 default = getattr(ProbeConfig(), key)
-                probe_kw[key] = tuple(value) if isinstance(default, tuple) else type(default)(value)
+                if isinstance(default, tuple):
+                    probe_kw[key] = tuple(value) if isinstance(value, (list, tuple)) else (value,)
+                else:
+                    probe_kw[key] = type(default)(value)
             elif key in policy_fields:
                 policy_kw[key] = type(getattr(ClipPolicy(), key))(value)
             elif key == "max_bad_fraction":
