@@ -65,9 +65,10 @@ def test_logmel_encoder_is_mean_and_std_of_the_logmel(tmp_path):
 
 def test_batching_never_mixes_clips_and_long_clips_average_windows(tmp_path, tiny_net):
     seconds = [0.5, 0.5031, 1.2, 0.9, 21.0, 0.2]  # 0.5 and 0.5031 s share a frame count; 21 s -> 3 windows
+    seconds += [0.3 + 0.07 * i for i in range(8)]  # many lengths: more than 4 batches pending -> early flushes
     clips = _clips(tmp_path, seconds)
     enc = load_encoder(f"random:{tiny_net}")
-    batched = extract(enc, clips, tmp_path / "a", batch_size=8, num_workers=0, progress=False)
+    batched = extract(enc, clips, tmp_path / "a", batch_size=2, num_workers=0, progress=False)
     for i, clip in enumerate(clips):
         alone = extract(enc, [clip], tmp_path / f"b{i}", batch_size=1, num_workers=0, progress=False)
         np.testing.assert_array_equal(batched.take([i]), alone.take([0]))

@@ -310,10 +310,14 @@ def _run_shards(
         np.add.at(state["sums"], rows, emb)
         np.add.at(state["counts"], rows, 1)
 
-    def finish() -> None:
+    def flush() -> None:
         for bucket in state["buckets"].values():
             for i in range(0, len(bucket), batch_size):
                 run(bucket[i : i + batch_size])
+        state["buckets"].clear()
+
+    def finish() -> None:
+        flush()
         counts = np.maximum(state["counts"], 1)[:, None]
         emb = (state["sums"] / counts).astype(np.float16)  # bad clips stay zero
         if not np.isfinite(emb).all():
@@ -335,6 +339,8 @@ def _run_shards(
                 if len(bucket) == batch_size:
                     run(bucket)
                     bucket.clear()
+            if sum(map(len, state["buckets"].values())) > 4 * batch_size:
+                flush()  # many lengths (speech): bounded memory, and the progress bar stays honest
         state["remaining"] -= 1
         bar.update(1)
         if state["remaining"] == 0:
