@@ -66,7 +66,8 @@ def test_two_process_pretrain_run_equals_one_process(tmp_path: Path, tone_folder
     assert [r["step"] for r in rows["two"]] == [1, 2, 3]
     for a, b in zip(rows["one"], rows["two"]):
         assert abs(a["loss"] - b["loss"]) < 1e-4, (a, b)
-    assert json.loads((tmp_path / "two" / "run.json").read_text())["world_size"] == 2
+    run = json.loads((tmp_path / "two" / "run.json").read_text())
+    assert run["world_size"] == 2 and run["per_rank_batch"] == 4  # the global batch stays the preset's 8
     # Weights are not compared: parameters whose true gradient is 0 (a bias feeding the projector's BN) receive
     # round-off gradients that Adam normalises to +-lr steps; the losses after the updates are what must agree.
     assert load_checkpoint(tmp_path / "two" / "encoder.safetensors").embed_dim == 16

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import math
 import os
@@ -391,36 +392,26 @@ def write_shards(source: Source, out_dir: str | os.PathLike, shard_size: int = 5
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    shards, skipped, key = [], [], 0
-    tar, tmp_ctx, count = None, None, 0
+    shards: list[dict] = []
+    skipped: list[str] = []
 
-    def close() -> None:
-        nonlocal tar, tmp_ctx
-        if tar is not None:
-            tar.close()
-            tmp_ctx.__exit__(None, None, None)
-            shards[-1]["count"] = count
-            tar, tmp_ctx = None, None
+    def encoded() -> Iterator[tuple[Item, bytes]]:
+        for item in tqdm(source.items, disable=not progress, desc="shards", unit="clip"):
+            try:
+                yield item, _encode_flac(_decode(item), SAMPLE_RATE)
+            except (AudioError, OSError) as e:
+                skipped.append(str(e))
 
-    for item in tqdm(source.items, disable=not progress, desc="shards", unit="clip"):
-        try:
-            wav = _decode(item)
-        except (AudioError, OSError) as e:
-            skipped.append(str(e))
-            continue
-        if tar is None:
-            name = f"shard-{len(shards):06d}.tar"
-            tmp_ctx = atomic_path(out_dir / name)
-            tar = tarfile.open(tmp_ctx.__enter__(), "w")
-            shards.append({"name": name, "count": 0})
-            count = 0
-        k = f"{key:09d}"
-        _add_member(tar, f"{k}.flac", _encode_flac(wav, SAMPLE_RATE))
-        _add_member(tar, f"{k}.json", json.dumps({"labels": list(item.labels), "source": item.path}).encode())
-        key, count = key + 1, count + 1
-        if count >= shard_size:
-            close()
-    close()
+    stream, key = encoded(), 0
+    while (first := next(stream, None)) is not None:
+        name, count = f"shard-{len(shards):06d}.tar", 0
+        with atomic_path(out_dir / name) as tmp, tarfile.open(tmp, "w") as tar:
+            for item, flac in itertools.chain([first], itertools.islice(stream, shard_size - 1)):
+                k = f"{key:09d}"
+                _add_member(tar, f"{k}.flac", flac)
+                _add_member(tar, f"{k}.json", json.dumps({"labels": list(item.labels), "source": item.path}).encode())
+                key, count = key + 1, count + 1
+        shards.append({"name": name, "count": count})
     if not shards:
         raise DataError(f"none of the {len(source.items)} clips could be decoded; first error: {skipped[:1]}")
     summary = {
