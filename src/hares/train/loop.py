@@ -30,7 +30,7 @@ from hares.train.objectives import build_objective
 
 ENCODER_FILE = "encoder.safetensors"
 # Changing these between a run and its resumption would silently train something else.
-RESUME_MUST_MATCH = ("objective", "model", "model_kwargs", "batch_size", "seed", "crop_seconds", "num_workers")
+RESUME_MUST_MATCH = ("objective", "model", "model_kwargs", "batch_size", "seed", "crop_seconds", "class_balanced")
 
 
 def step_seed(seed: int, step: int, rank: int) -> int:
@@ -50,9 +50,10 @@ def adaptive_clip_grad(params, clip: float, eps: float = 1e-3) -> None:
     agc(params, clip_factor=clip, eps=eps)
 
 
-def _check_resume_config(out: Path, cfg: PretrainConfig) -> None:
+def _check_resume_config(out: Path, cfg: PretrainConfig, sharded: bool) -> None:
     saved = json.loads((out / "config.json").read_text())
-    diff = {k: (saved.get(k), getattr(cfg, k)) for k in RESUME_MUST_MATCH if saved.get(k) != _jsonable(getattr(cfg, k))}
+    keys = RESUME_MUST_MATCH + (("num_workers",) if sharded else ())  # shard streams are laid out per worker
+    diff = {k: (saved.get(k), getattr(cfg, k)) for k in keys if saved.get(k) != _jsonable(getattr(cfg, k))}
     if diff:
         raise ValueError(f"{out}: cannot resume with a different {sorted(diff)} (saved vs now: {diff})")
 
@@ -109,7 +110,7 @@ def pretrain(cfg: PretrainConfig) -> Path:
     start, skipped_total = 0, 0
     ckpt = latest_checkpoint(out) if cfg.resume else None
     if ckpt is not None:
-        _check_resume_config(out, cfg)
+        _check_resume_config(out, cfg, bool(source.shards))
         state = load_training_state(ckpt, objective, optimizer, env.rank)
         start, skipped_total = state["step"], state["skipped_files"] if main else 0
         if main:
