@@ -122,3 +122,28 @@ def test_cross_validation_and_multilabel_tasks(tmp_path):
     assert cv["score"] == pytest.approx(per_seed.mean()) and cv["std"] == pytest.approx(per_seed.std(ddof=1))
     assert ml["metric"] == "mAP" and 0 < ml["score"] <= 100
     assert cv["cache_key"] != ml["cache_key"]  # the manifest (labels, splits) is part of the key
+
+
+def test_esc50_layout_runs_five_fold_cross_validation(tmp_path):
+    """The real ESC-50 adapter (official meta/esc50.csv layout): 5 folds, test = fold i, valid = fold i+1."""
+    from _eval_helpers import FREQS, write_tone
+
+    from hares.data.adapters.esc50 import CLASSES
+
+    root = tmp_path / "data" / "ESC-50-master"
+    lines = ["filename,fold,target,category,esc10,src_file,take"]
+    for fold in range(1, 6):
+        for target, freq in enumerate(FREQS.values()):
+            for k in range(2):
+                name = f"{fold}-{fold}{target}{k}-A-{target}.wav"
+                write_tone(root / "audio" / name, freq * (1 + 0.02 * k), 0.5, seed=fold * 10 + target * 2 + k)
+                lines.append(f"{name},{fold},{target},{CLASSES[target]},False,{fold}{target}{k},A")
+    (root / "meta").mkdir(parents=True)
+    (root / "meta" / "esc50.csv").write_text("\n".join(lines) + "\n")
+    opts = {**FAST, "max_epochs": 100}  # 18 train clips: one full-batch step per epoch
+    results = run_eval(["logmel"], "esc50", data_root=tmp_path / "data", cache_dir=tmp_path / "cache", **opts)
+    (row,) = results["results"]
+    assert row["domain"] == "environment" and row["num_classes"] == 50
+    assert [f["fold"] for f in row["folds"]] == ["fold1", "fold2", "fold3", "fold4", "fold5"]
+    assert all(f["sizes"] == {"train": 18, "valid": 6, "test": 6} for f in row["folds"])
+    assert results["aggregates"]["logmel"]["hares"] is None and row["score"] > 70

@@ -270,8 +270,13 @@ def run_eval(
     manifests, task_info = {}, {}
     from hares.data.manifest import manifest_hash
 
+    missing = []
     for spec in specs:
-        clips = spec.build_manifest(data_root)
+        try:
+            clips = spec.build_manifest(data_root)
+        except FileNotFoundError as e:
+            missing.append(str(e))
+            continue
         manifests[spec.name] = clips
         counts: dict[str, int] = {}
         for c in clips:
@@ -289,6 +294,8 @@ def run_eval(
             "clips_per_split": dict(sorted(counts.items())),
         }
 
+    if missing:
+        raise FileNotFoundError(f"{len(missing)} task(s) have no data (see `hares tasks`):\n  " + "\n  ".join(missing))
     results: dict[str, Any] = {
         **provenance(),
         "device": str(dev),
