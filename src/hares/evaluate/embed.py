@@ -11,7 +11,8 @@ so this changes nothing but the speed), on GPU the frontend runs on the device w
 
 Cache layout, `<cache_root>/<key>/`:
 - `meta.json`   what the key hashes (encoder fingerprint, frontend, clip policy, manifest hash), written first;
-- `clips.jsonl` the task manifest; `order.npy` the processing order (manifest indices sorted by duration);
+- `clips.jsonl` the task manifest; `order.npy` the processing order (manifest indices sorted by duration, also
+  kept in `<cache_root>/orders/<manifest hash>.npy` so other encoders skip reading the headers again);
 - `shard-00000.npy` (n, D) float16 embeddings of `order[0:n]`, then `shard-00000.json` (its bad clips),
   each written atomically; a shard is finished only once its `.json` exists, so a killed run resumes at
   the first unfinished shard and never recomputes a finished one;
@@ -227,8 +228,11 @@ def extract(
         write_manifest(clips, path / "clips.jsonl")
     if (path / "order.npy").exists():
         order = np.load(path / "order.npy")
-    else:
-        order = processing_order(clips)
+    else:  # reading every file header is slow for big tasks: shared by all encoders of one manifest
+        shared = Path(cache_root) / "orders" / f"{meta['manifest_hash']}.npy"
+        order = np.load(shared) if shared.exists() else processing_order(clips)
+        if not shared.exists():
+            _save_npy(shared, order)
         _save_npy(path / "order.npy", order)
 
     num_shards = max(1, math.ceil(len(clips) / shard_size))

@@ -250,7 +250,18 @@ def train_probe(
     }
 
 
-def _train_seed(xs, ys, kind, multilabel, num_classes, metric_fn, cfg, seed, device, progress):
+def _train_seed(
+    xs: list[_Features],
+    ys: list[torch.Tensor],
+    kind: str,
+    multilabel: bool,
+    num_classes: int,
+    metric_fn: Callable[..., float],
+    cfg: ProbeConfig,
+    seed: int,
+    device: torch.device,
+    progress: Callable[[int], Any] | None,
+) -> tuple[dict[str, Any], GridModel]:
     """One seed of the grid: (record, model with every head's best-on-validation weights restored)."""
     (xtr, xva, xte), (ytr, yva, yte) = xs, ys
     grid = cfg.grid()
