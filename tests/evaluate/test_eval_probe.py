@@ -131,7 +131,7 @@ def test_mlp_probe_multilabel_map_and_seeds():
 
 def test_targets_for():
     assert targets_for([("b",), ("a",)], ["a", "b"], False).tolist() == [1, 0]
-    assert targets_for([("b", "a"), ()], ["a", "b"], True).tolist() == [[1, 1], [0, 0]]
+    assert targets_for([("b", "a"), (), ("z", "a")], ["a", "b"], True).tolist() == [[1, 1], [0, 0], [1, 0]]
     with pytest.raises(ValueError, match="not in the task's classes"):
         targets_for([("z",)], ["a", "b"], False)
 

@@ -323,14 +323,15 @@ def _train_seed(
 
 
 def targets_for(labels: Sequence[Sequence[str]], classes: Sequence[str], multilabel: bool) -> torch.Tensor:
-    """Class indices (N,) int64, or multi-hot (N, C) uint8 for multi-label tasks."""
+    """Class indices (N,) int64, or multi-hot (N, C) uint8 for multi-label tasks (labels outside `classes` are
+    not scored there, as `TaskSpec.classes` specifies; a single-label clip must have a listed class)."""
     index = {c: i for i, c in enumerate(classes)}
-    missing = sorted({lab for labs in labels for lab in labs if lab not in index})
-    if missing:
-        raise ValueError(f"labels not in the task's classes: {missing[:10]}")
     if multilabel:
         y = torch.zeros(len(labels), len(classes), dtype=torch.uint8)
         for i, labs in enumerate(labels):
-            y[i, [index[lab] for lab in labs]] = 1
+            y[i, [index[lab] for lab in labs if lab in index]] = 1
         return y
+    missing = sorted({labs[0] for labs in labels if labs[0] not in index})
+    if missing:
+        raise ValueError(f"labels not in the task's classes: {missing[:10]}")
     return torch.tensor([index[labs[0]] for labs in labels], dtype=torch.int64)
