@@ -161,7 +161,8 @@ class WSConv2d(nn.Module):
         flat = w.detach().reshape(-1)
         sample = torch.cat([flat[:: max(1, flat.numel() // 256)], g.detach()])
         if self._cache is None or self._cache[0] != key or not torch.equal(self._cache[1], sample):
-            self._cache = (key, sample.clone(), self.standardized_weight() * scale)
+            w_hat = (self.standardized_weight() * scale).contiguous(memory_format=torch.channels_last)
+            self._cache = (key, sample.clone(), w_hat)
         return self._cache[2]
 
     def forward(self, x: torch.Tensor, scale: float = 1.0) -> torch.Tensor:

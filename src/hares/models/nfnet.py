@@ -255,6 +255,8 @@ class SlowFastNFNet(nn.Module):
         """(B, 1, T, F) -> fast (B, Cf, ceil(T/4), F') and slow (B, Cs, ceil(T/16), F') maps after final conv+GELU."""
         if x.ndim != 4 or x.shape[1] != 1:
             raise ValueError(f"expected log-mels of shape (B, 1, T, F), got {tuple(x.shape)}")
+        # Channels-last activations: oneDNN's fastest CPU convs (free here: with one channel, NCHW is NHWC).
+        x = x.contiguous(memory_format=torch.channels_last)
         h_s = max_pool_same(x, (self.time_ratio, 1), (self.time_ratio, 1))  # (B, 1, ceil(T/4), F)
         h_s, h_f = self.slow.stem(h_s), self.fast.stem(x)
         depth = 0
