@@ -111,7 +111,7 @@ def provenance() -> dict[str, Any]:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=src, capture_output=True, text=True, timeout=10)
         sha = sha.stdout.strip() or None if sha.returncode == 0 else None
         if sha:
-            status = subprocess.run(["git", "status", "--porcelain", "--", "src"], cwd=src, capture_output=True,
+            status = subprocess.run(["git", "status", "--porcelain", "--", "."], cwd=src, capture_output=True,
                                     text=True, timeout=10)  # fmt: skip
             dirty = bool(status.stdout.strip())
     except (OSError, subprocess.SubprocessError):
@@ -298,7 +298,7 @@ def run_eval(
         raise FileNotFoundError(f"{len(missing)} task(s) have no data (see `hares tasks`):\n  " + "\n  ".join(missing))
     results: dict[str, Any] = {
         **provenance(),
-        "device": str(dev),
+        "device": str(dev) + (f" ({torch.cuda.get_device_name(dev)})" if dev.type == "cuda" else ""),
         "protocol": protocol.as_dict(),
         "cache_dir": str(cache),
         "encoders": {},
