@@ -147,3 +147,15 @@ def test_esc50_layout_runs_five_fold_cross_validation(tmp_path):
     assert [f["fold"] for f in row["folds"]] == ["fold1", "fold2", "fold3", "fold4", "fold5"]
     assert all(f["sizes"] == {"train": 18, "valid": 6, "test": 6} for f in row["folds"])
     assert results["aggregates"]["logmel"]["hares"] is None and row["score"] > 70
+
+
+@pytest.mark.slow
+def test_real_tiny_networks_end_to_end(tmp_path, csv_task):
+    """Registered networks (random init and a checkpoint) through the whole pipeline."""
+    from hares.models import create_model, save_checkpoint
+
+    save_checkpoint(create_model("sf_nfnet_tiny"), tmp_path / "tiny.safetensors")
+    encoders = ["random:sf_nfnet_micro", f"ckpt=sf_nfnet_tiny:{tmp_path / 'tiny.safetensors'}"]
+    results = run_eval(encoders, [f"csv:{csv_task}"], out=tmp_path / "out", cache_dir=tmp_path / "cache", **FAST)
+    assert [r["encoder"] for r in results["results"]] == ["random:sf_nfnet_micro", "ckpt"]
+    assert results["encoders"]["ckpt"]["embed_dim"] == 1152 and all(r["score"] > 0 for r in results["results"])
