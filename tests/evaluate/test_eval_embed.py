@@ -153,3 +153,15 @@ def test_encoder_specs(tmp_path, tiny_net):
         load_encoder(tiny_net)
     with pytest.raises(ValueError, match="unknown network"):
         load_encoder("random:no_such_net")
+
+
+def test_ranks_write_their_own_shards(tmp_path):
+    clips = _clips(tmp_path, [0.3 + 0.1 * i for i in range(5)])
+    kw = {"batch_size": 2, "shard_size": 2, "num_workers": 0, "progress": False}
+    with pytest.raises(RuntimeError, match="other ranks"):
+        extract(load_encoder("logmel"), clips, tmp_path / "cache", rank=1, world_size=2, **kw)  # shard 1 only
+    rank0 = Counting(load_encoder("logmel"))
+    cache = extract(rank0, clips, tmp_path / "cache", rank=0, world_size=2, **kw)  # shards 0 and 2
+    assert rank0.windows == 3
+    single = extract(load_encoder("logmel"), clips, tmp_path / "single", **kw)
+    np.testing.assert_array_equal(cache.take(range(5)), single.take(range(5)))
