@@ -66,11 +66,11 @@ TASKS = (
     SynthTask("pitch", "music", tuple(f"midi{MIDI_LOW + i}" for i in range(36)), (8, 3, 5)),
     SynthTask("instrument", "music", tuple(src.INSTRUMENTS), (20, 6, 12)),
 )
-QUICK_SIZES = {"events": (12, 6, 6)}  # --quick: 2 / 1 / 1 per class, and these
+QUICK_SIZES = {"events": (6, 3, 3)}  # --quick: one clip per class and split, and these
 
 
 def task_sizes(task: SynthTask, quick: bool) -> tuple[int, int, int]:
-    return QUICK_SIZES.get(task.name, (2, 1, 1)) if quick else task.sizes
+    return QUICK_SIZES.get(task.name, (1, 1, 1)) if quick else task.sizes
 
 
 # ---------------------------------------------------------------------------------------------- nuisances
@@ -128,10 +128,23 @@ def interfere(rng: np.random.Generator, x: np.ndarray, kinds: tuple[str, ...], p
     return x + distractor(rng, kinds, len(x)) * rms * 10 ** (-rng.uniform(4, 14) / 20)
 
 
+def channel(rng: np.random.Generator, x: np.ndarray) -> np.ndarray:
+    """A random microphone/room colouring: a spectral tilt (+-4 dB/octave about 1 kHz) and two +-10 dB bumps."""
+    spec = np.fft.rfft(x)
+    octaves = np.log2(np.maximum(np.fft.rfftfreq(len(x), 1 / SR), 50.0) / 1000.0)
+    gain_db = rng.uniform(-4, 4) * octaves
+    for _ in range(2):
+        centre, width = rng.uniform(-3, 2.9), rng.uniform(0.3, 1.5)  # octaves about 1 kHz
+        gain_db = gain_db + rng.uniform(-10, 10) * np.exp(-0.5 * ((octaves - centre) / width) ** 2)
+    return np.fft.irfft(spec * 10 ** (gain_db / 20), len(x)).astype(np.float32)
+
+
 def finish(rng: np.random.Generator, x: np.ndarray, snr_db: tuple[float, float] = (5.0, 30.0)) -> np.ndarray:
-    """Add the label-independent nuisances: reverb (p=0.6), coloured noise at a random SNR, random loudness."""
+    """Add the label-independent nuisances: reverb (p=0.6), a random channel colouring, coloured noise at a random
+    SNR, random loudness."""
     if rng.uniform() < 0.6:
         x = _reverb(rng, x)
+    x = channel(rng, x)
     power = np.mean(x**2) + 1e-12
     noise = src.colored_noise(rng, len(x), rng.uniform(0, 6))
     x = x + noise * np.sqrt(power / 10 ** (rng.uniform(*snr_db) / 10))
@@ -208,27 +221,34 @@ def _labels(task: SynthTask, seed: int, quick: bool) -> list[tuple[tuple[str, ..
 
 # ---------------------------------------------------------------------------------------------- pool
 def pool_clip(rng: np.random.Generator, n: int) -> np.ndarray:
-    """An unlabelled clip: one source repeated with variations (a voice saying a word twice, an instrument
-    playing a note again, a scene, a few events), so that two crops of it share what it is, not how it sounds."""
+    """An unlabelled clip: two renditions of one source, one per half, each with its own onset, loudness, channel,
+    noise, reverb and distractor. A voice saying a word twice, an instrument playing a note again, one kind of scene
+    or the same kinds of events: two random crops of the clip then share what it is, not how it was recorded."""
+    half = n // 2
     kind = rng.choice(["speech", "music", "scene", "events"], p=[0.3, 0.3, 0.2, 0.2])
     if kind == "scene":
-        return finish(rng, src.scene(rng, str(rng.choice(src.SCENES)), n), (10.0, 30.0))
-    if kind == "events":
-        x = src.scene(rng, str(rng.choice(src.SCENES)), n) * 10 ** (rng.uniform(-30, -15) / 20)
-        for name in rng.choice(src.EVENTS, size=int(rng.integers(1, 4)), replace=False):
-            x = x + place(rng, src.event(rng, str(name)), n) * 10 ** (rng.uniform(-8, 0) / 20)
-        return finish(rng, x, (15.0, 35.0))
-    if kind == "speech":
-        voice = src.random_voice(rng)
-        word = src.KEYWORDS[str(rng.choice(list(src.KEYWORDS)))] if rng.uniform() < 0.5 else src.random_word(rng)
-        make = lambda: src.speak(rng, word, src.jitter_voice(rng, voice))  # noqa: E731
+        name = str(rng.choice(src.SCENES))
+        make = lambda: finish(rng, src.scene(rng, name, half), (10.0, 30.0))  # noqa: E731
+    elif kind == "events":
+        names = [str(e) for e in rng.choice(src.EVENTS, size=int(rng.integers(1, 4)), replace=False)]
+
+        def make() -> np.ndarray:
+            x = src.scene(rng, str(rng.choice(src.SCENES)), half) * 10 ** (rng.uniform(-30, -15) / 20)
+            for name in names:
+                x = x + place(rng, src.event(rng, name), half) * 10 ** (rng.uniform(-8, 0) / 20)
+            return finish(rng, x, (15.0, 35.0))
     else:
-        family, midi = str(rng.choice(list(src.INSTRUMENTS))), rng.uniform(40, 84)
-        make = lambda: src.note(rng, family, midi + rng.uniform(-0.2, 0.2), rng.uniform(0.4, 0.9))  # noqa: E731
-    half = n // 2
-    x = np.concatenate([place(rng, make() * rng.uniform(0.4, 1.0), half) for _ in range(2)])
-    x = interfere(rng, np.pad(x, (0, n - len(x))), ("music", "events") if kind == "speech" else ("speech", "events"))
-    return finish(rng, x, (5.0, 30.0))
+        if kind == "speech":
+            voice = src.random_voice(rng)
+            word = src.KEYWORDS[str(rng.choice(list(src.KEYWORDS)))] if rng.uniform() < 0.5 else src.random_word(rng)
+            source = lambda: src.speak(rng, word, src.jitter_voice(rng, voice))  # noqa: E731
+            kinds = ("music", "events")
+        else:
+            family, midi = str(rng.choice(list(src.INSTRUMENTS))), rng.uniform(40, 84)
+            source = lambda: src.note(rng, family, midi + rng.uniform(-0.2, 0.2), rng.uniform(0.4, 0.9))  # noqa: E731
+            kinds = ("speech", "events")
+        make = lambda: finish(rng, interfere(rng, place(rng, source(), half), kinds), (5.0, 30.0))  # noqa: E731
+    return np.concatenate([make(), make(), np.zeros(n - 2 * half, np.float32)])
 
 
 # ---------------------------------------------------------------------------------------------- writing
@@ -279,7 +299,7 @@ def generate(
 
     Returns the dataset folder holding `<task>.csv` for the six tasks and `pool.csv` for pre-training.
     """
-    pool_size = (32 if quick else 2000) if pool_size is None else pool_size
+    pool_size = (32 if quick else 1200) if pool_size is None else pool_size
     out = dataset_dir(root, seed, quick)
     meta = {"version": VERSION, "seed": seed, "quick": quick, "pool_size": pool_size, "sample_rate": SR}
     meta["tasks"] = {t.name: {"sizes": task_sizes(t, quick), "classes": list(t.classes)} for t in TASKS}

@@ -21,13 +21,15 @@ def _t(n: int) -> np.ndarray:
 
 def additive(f0: np.ndarray, ratios: np.ndarray, amps: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Sum of partials `ratios[h] * f0(t)` with amplitudes `amps` (H,) or (H, N); f0 is (N,) in Hz."""
-    phase = 2 * np.pi * np.cumsum(f0, dtype=np.float64) / SR  # (N,)
+    cycles = np.cumsum(f0, dtype=np.float64) / SR  # (N,) fundamental periods elapsed
     ratios = np.asarray(ratios, dtype=np.float64)[:, None]  # (H, 1)
     amps = np.asarray(amps, dtype=np.float32)
     amps = amps if amps.ndim == 2 else amps[:, None]
-    audible = (ratios * f0[None, :] < NYQ_GUARD).astype(np.float32)  # (H, N)
-    offsets = rng.uniform(0, 2 * np.pi, size=(ratios.shape[0], 1))
-    return (np.sin(ratios * phase[None, :] + offsets).astype(np.float32) * amps * audible).sum(0)
+    keep = ratios[:, 0] * f0.max() < NYQ_GUARD  # partials that never alias
+    offsets = rng.uniform(0, 1, size=(ratios.shape[0], 1))
+    ratios, offsets, amps = ratios[keep], offsets[keep], amps[keep] if amps.shape[0] > 1 else amps
+    arg = (2 * np.pi * np.mod(ratios * cycles[None, :] + offsets, 1.0)).astype(np.float32)  # (H, N)
+    return (np.sin(arg) * amps).sum(0)
 
 
 def envelope(n: int, attack: float, decay: float, sustain: float = 0.0, release: float = 0.05) -> np.ndarray:
@@ -195,6 +197,7 @@ PHONEMES = {
     "d": ("S", 0, 0, 0, 2500, 5000, 0.06),
     "g": ("S", 0, 0, 0, 1200, 2500, 0.06),
 }
+SPEECH_TOP_HZ = 5000.0  # voiced harmonics stop here; fricative noise covers the top band
 VOWELS = [p for p, v in PHONEMES.items() if v[0] == "v"]
 CONSONANTS = [p for p, v in PHONEMES.items() if v[0] != "v"]
 KEYWORDS = {
@@ -294,12 +297,14 @@ def speak(rng: np.random.Generator, phonemes: list[str], voice: dict) -> np.ndar
     f0_frames = voice["f0"] * contour
     ts = np.arange(n) / HOP
     f0 = np.interp(ts, np.arange(t_frames), f0_frames).astype(np.float32)  # (N,)
-    h = np.arange(1, int(NYQ_GUARD / f0_frames.min()) + 1)
+    h = np.arange(1, int(SPEECH_TOP_HZ / f0_frames.min()) + 1)
     bw = np.array([80.0, 120.0, 180.0])[:, None] * (1 + 0.3 * voice["breath"])
     harm_f = h[:, None] * f0_frames[None, :]  # (H, T)
     amps = _resonances(harm_f, formants[:, None, :], bw[:, None, :]) * h[:, None] ** (-voice["tilt"] * 0.5)
-    amps = amps * voiced[None, :]
-    amps_n = np.stack([np.interp(ts, np.arange(t_frames), a) for a in amps]).astype(np.float32)  # (H, N)
+    amps = (amps * voiced[None, :]).astype(np.float32)
+    i0 = np.minimum(ts.astype(int), t_frames - 2)  # linear interpolation of the (H, T) track to (H, N)
+    w = (ts - i0).astype(np.float32)
+    amps_n = amps[:, i0] * (1 - w) + amps[:, i0 + 1] * w
     x = additive(f0, h, amps_n, rng)
 
     # noise: fricatives and bursts in their bands, aspiration (breathiness) through the formants
@@ -388,7 +393,7 @@ def scene(rng: np.random.Generator, name: str, n: int) -> np.ndarray:
             f = rng.uniform(40, 110) * (1 + 0.06 * np.tanh((_t(n) - rng.uniform(0, n / SR)) * 4))
             x += 0.6 * additive(f.astype(np.float32), np.arange(1, 12), 1 / np.arange(1, 12), rng) * np.hanning(n)
     elif name == "crowd":
-        x = _babble(rng, n, int(rng.integers(3, 6))) + 0.1 * colored_noise(rng, n, 3)
+        x = _babble(rng, n, int(rng.integers(3, 5))) + 0.1 * colored_noise(rng, n, 3)
     elif name == "wind":
         centre = rng.uniform(200, 900)
         x = bandnoise(rng, n, centre * 0.5, centre * 2) * _gusts(rng, n, rng.uniform(0.3, 1.2), 0.8)

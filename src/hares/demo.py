@@ -1,0 +1,201 @@
+"""`hares demo`: the paper's story in miniature on a laptop CPU, with no download and no GPU.
+
+1. generate (or reuse) hares-synth: six small tasks, two per domain, plus an unlabelled pool (`hares.data.synth`);
+2. pre-train a small Slowfast NFNet (the F0 design at reduced widths) with SimCLR on the pool (`hares.train`);
+3. evaluate `simclr`, `random` (the same network untrained) and `logmel` on the six tasks with the HARES protocol
+   through the custom-task path (`hares.evaluate.run_eval`, tasks `csv:PATH`);
+4. write `OUT/report.{csv,md,png}` and print the table.
+
+The time budget (`--budget-minutes`) caps pre-training: after a short calibration chunk the step count is fixed
+to what fits, and printed, so `--seed S --steps N` reproduces a run exactly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import platform
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+DEMO_MODEL = "sf_nfnet_micro"
+
+
+@dataclass(frozen=True)
+class DemoSettings:
+    """Sizes of one demo run; `QUICK` is the seconds-long path the test suite runs end to end."""
+
+    steps: int = 400  # pre-training steps when the budget allows them
+    calibration_steps: int = 10
+    batch_size: int = 64
+    crop_seconds: float = 0.5
+    lr: float = 2e-3
+    warmup_steps: int = 20
+    proj_hidden: int = 256
+    proj_dim: int = 64
+    pool_size: int | None = None  # None: the generator's default
+    eval_fraction: float = 0.4  # share of the budget kept for evaluating the three encoders
+    probe_overrides: tuple[tuple[str, Any], ...] = ()
+    quick: bool = False
+
+
+FULL = DemoSettings()
+QUICK = DemoSettings(
+    steps=2,
+    batch_size=4,
+    crop_seconds=0.5,
+    warmup_steps=1,
+    proj_hidden=16,
+    proj_dim=8,
+    pool_size=8,
+    eval_fraction=0.5,
+    probe_overrides=(("seeds", (0,)), ("max_epochs", 5), ("patience", 2), ("lrs", (1e-3,)), ("weight_decays", (0.0,))),
+    quick=True,
+)
+
+
+def _log(msg: str) -> None:
+    print(f"[demo {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def _pretrain(pool_csv: Path, out: Path, s: DemoSettings, seed: int, deadline: float, steps: int | None) -> tuple:
+    """SimCLR on the pool; returns (encoder checkpoint, steps run). Steps are fixed after a calibration chunk."""
+    from hares.train import get_preset, pretrain
+
+    cfg = get_preset(
+        "demo",
+        model=DEMO_MODEL,
+        data=str(pool_csv),
+        data_format="manifest",
+        out=str(out),
+        seed=seed,
+        crop_seconds=s.crop_seconds,
+        batch_size=s.batch_size,
+        lr=s.lr,
+        warmup_steps=s.warmup_steps,
+        proj_hidden=s.proj_hidden,
+        proj_dim=s.proj_dim,
+        log_every=max(1, min(10, s.calibration_steps)),
+        keep_checkpoints=1,
+        resume=True,
+    )
+    if steps is None and s.quick:
+        steps = s.steps
+    if steps is None:  # calibrate: time a first chunk, then fix the total that fits before the deadline
+        first = min(s.calibration_steps, s.steps)
+        t0 = time.perf_counter()
+        pretrain(replace(cfg, steps=first, ckpt_every=first))
+        per_step = (time.perf_counter() - t0) / first
+        fits = first + int(max(0.0, deadline - time.time()) / per_step)
+        steps = max(first, min(s.steps, fits))
+        _log(f"pre-training: {per_step:.2f} s/step here -> {steps} steps (reproduce with --steps {steps})")
+    ckpt = pretrain(replace(cfg, steps=steps, ckpt_every=steps))
+    return ckpt, steps
+
+
+def run_demo(
+    out: str | os.PathLike = "runs/demo",
+    seed: int = 0,
+    budget_minutes: float = 10.0,
+    quick: bool = False,
+    data_root: str | os.PathLike | None = None,
+    steps: int | None = None,
+    settings: DemoSettings | None = None,
+) -> dict[str, Any]:
+    """Run the whole demo; returns the evaluation results (also written to `out`)."""
+    from hares.data import synth
+    from hares.evaluate import run_eval
+
+    s = settings or (QUICK if quick else FULL)
+    out = Path(out)
+    start = time.time()
+    budget_s = budget_minutes * 60.0
+    timings: dict[str, float] = {}
+
+    _log(f"1/3 hares-synth (seed {seed}{', quick' if s.quick else ''})")
+    root = synth.generate(data_root or out / "data", seed=seed, quick=s.quick, pool_size=s.pool_size, log=_log)
+    timings["generate_s"] = time.time() - start
+
+    t = time.time()
+    deadline = start + budget_s * (1 - s.eval_fraction)
+    _log(f"2/3 SimCLR pre-training of {DEMO_MODEL} on {root / 'pool.csv'}")
+    ckpt, steps = _pretrain(root / "pool.csv", out / "pretrain", s, seed, deadline, steps)
+    timings["pretrain_s"] = time.time() - t
+
+    t = time.time()
+    tasks = [f"csv:{root / f'{task.name}.csv'}" for task in synth.TASKS]
+    encoders = [f"simclr={DEMO_MODEL}:{ckpt}", f"random=random:{DEMO_MODEL}@{seed}", "logmel"]
+    _log(f"3/3 evaluating {', '.join(e.split('=')[0] for e in encoders)} on {len(tasks)} tasks")
+    results = run_eval(
+        encoders,
+        tasks,
+        data_root=root,
+        out=out,
+        cache_dir=out / "cache",
+        device="cpu",
+        num_workers=0,
+        **dict(s.probe_overrides),
+    )
+    timings["evaluate_s"] = time.time() - t
+    timings["total_s"] = time.time() - start
+
+    from hares.io import write_json
+
+    summary = {
+        "seed": seed,
+        "quick": s.quick,
+        "budget_minutes": budget_minutes,
+        "pretrain_steps": steps,
+        "settings": {k: v for k, v in s.__dict__.items() if k != "probe_overrides"},
+        "probe_overrides": dict(s.probe_overrides),
+        "timings": {k: round(v, 1) for k, v in timings.items()},
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.system()}, "
+        f"python {platform.python_version()}",
+        "means": {label: agg["mean"] for label, agg in results["aggregates"].items()},
+        "data": str(root),
+    }
+    write_json(out / "demo.json", summary)
+    print((out / "report.md").read_text())
+    means = summary["means"]
+    _log(
+        "six-task means: " + ", ".join(f"{k} {v:.1f}" for k, v in means.items())
+        + f" | total {timings['total_s'] / 60:.1f} min (generate {timings['generate_s']:.0f} s, pre-train "
+        f"{timings['pretrain_s']:.0f} s for {steps} steps, evaluate {timings['evaluate_s']:.0f} s)"
+    )  # fmt: skip
+    return results
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "demo",
+        help="synthetic three-domain suite -> SimCLR pre-training -> evaluation vs random and logmel (CPU, minutes)",
+        description="Generates hares-synth (or reuses it), pre-trains a small Slowfast NFNet with SimCLR on its "
+        "unlabelled pool, evaluates simclr / random / logmel on its six tasks, and writes OUT/report.{csv,md,png}.",
+    )
+    p.add_argument("--out", default="runs/demo", help="output folder (default runs/demo)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the data, the pre-training and the probes")
+    p.add_argument("--budget-minutes", type=float, default=10.0, help="total time budget (default 10)")
+    p.add_argument("--steps", type=int, default=None, help="pre-training steps (default: what fits the budget)")
+    p.add_argument("--data-root", default=None, help="where hares-synth is written (default OUT/data)")
+    p.add_argument("--quick", action="store_true", help="tiny sizes and a few steps: seconds, for tests")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="torch CPU threads (default: torch's choice); 1 is much faster on a machine shared with other jobs",
+    )
+    p.set_defaults(func=cmd_demo)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    if args.budget_minutes <= 0 or not math.isfinite(args.budget_minutes):
+        raise SystemExit("--budget-minutes must be a positive number")
+    if args.threads > 0:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    run_demo(args.out, args.seed, args.budget_minutes, args.quick, args.data_root, args.steps)
+    return 0
