@@ -150,3 +150,22 @@ def test_overrides_build_other_sizes() -> None:
         create_model("sf_nfnet_micro", slow={"widths": [1]})
     with pytest.raises(ValueError, match="depths must match"):
         create_model("sf_nfnet_micro", slow={"depth": [1, 1, 2, 1]})
+
+
+def test_load_haiku_accepts_nested_params_and_rejects_misfits(golden) -> None:
+    flat = {k.removeprefix("params/"): v for k, v in golden.items() if k.startswith("params/")}
+    nested: dict[str, dict] = {}
+    for name, value in flat.items():
+        module, param = name.rsplit("/", 1)
+        nested.setdefault(module, {})[param] = value  # Haiku's own {module: {param: array}} layout
+    a = load_haiku(create_model("sf_nfnet_tiny"), flat).state_dict()
+    b = load_haiku(create_model("sf_nfnet_tiny"), nested).state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    w = flat["slow_fast_nf_net/~/NFNet_1/~/nf_block_3/~/conv1b/w"]  # HWIO (1, 3, 64, 64) -> OIHW
+    torch.testing.assert_close(
+        a["slow.blocks.3.conv1b.weight"], torch.from_numpy(w.astype(np.float32)).permute(3, 2, 0, 1)
+    )
+    with pytest.raises(ValueError, match="mis-shaped"):
+        load_haiku(create_model("sf_nfnet_micro"), flat)
+    with pytest.raises(KeyError, match="not a Slowfast NFNet parameter"):
+        load_haiku(create_model("sf_nfnet_micro"), {"resnet/~/conv/w": w})
