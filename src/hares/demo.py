@@ -16,6 +16,7 @@ import argparse
 import math
 import os
 import platform
+import shutil
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -28,7 +29,7 @@ DEMO_MODEL = "sf_nfnet_micro"
 class DemoSettings:
     """Sizes of one demo run; `QUICK` is the seconds-long path the test suite runs end to end."""
 
-    steps: int = 400  # pre-training steps when the budget allows them
+    steps: int = 3000  # at most this many pre-training steps; the budget usually decides
     calibration_steps: int = 10
     batch_size: int = 64
     crop_seconds: float = 0.5
@@ -37,7 +38,7 @@ class DemoSettings:
     proj_hidden: int = 256
     proj_dim: int = 64
     pool_size: int | None = None  # None: the generator's default
-    eval_fraction: float = 0.4  # share of the budget kept for evaluating the three encoders
+    eval_fraction: float = 0.15  # share of the budget kept for evaluating the three encoders
     probe_overrides: tuple[tuple[str, Any], ...] = ()
     quick: bool = False
 
@@ -65,6 +66,8 @@ def _pretrain(pool_csv: Path, out: Path, s: DemoSettings, seed: int, deadline: f
     """SimCLR on the pool; returns (encoder checkpoint, steps run). Steps are fixed after a calibration chunk."""
     from hares.train import get_preset, pretrain
 
+    if out.exists():  # a fresh run: resuming an older one would blur the step count and the budget
+        shutil.rmtree(out)
     cfg = get_preset(
         "demo",
         model=DEMO_MODEL,

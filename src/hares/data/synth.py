@@ -13,8 +13,10 @@ per-clip seeds (`SeedSequence([seed, task, index])`): the same seed gives the sa
 | pitch | music | 36 semitones (MIDI 48-83), random family | 8 / 3 / 5 | accuracy |
 | instrument | music | 8 families at random pitch | 20 / 6 / 12 | accuracy |
 
-Nuisances shared by every task: random onset, loudness (peak -30..-1 dBFS), coloured background noise, and a
-reverb-like exponential decay, drawn independently of the label.
+Nuisances, drawn independently of the label: random onset, loudness (peak -30..-1 dBFS), a channel colouring
+(spectral tilt and two +-10 dB bumps), coloured background noise (5-30 dB SNR), a reverb-like exponential decay
+(p=0.6) and, for scenes, keywords, speakers, pitch and instrument, a distractor of another kind 4-14 dB down (p=0.5).
+The pool (`pool.csv`, 2 s clips) holds two renditions of one source per clip, with independent nuisances.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from scipy import signal
 from hares.data import synth_sources as src
 from hares.io import atomic_path, write_json
 
-VERSION = 1
+VERSION = 2
 SR = src.SR
 CLIP_SECONDS = 1.0
 POOL_SECONDS = 2.0
