@@ -13,7 +13,8 @@ per-clip seeds (`SeedSequence([seed, task, index])`): the same seed gives the sa
 | pitch | music | 36 semitones (MIDI 48-83), random family | 8 / 3 / 5 | accuracy |
 | instrument | music | 8 families at random pitch | 20 / 6 / 12 | accuracy |
 
-Nuisances, drawn independently of the label: random onset, loudness (peak -30..-1 dBFS), a channel colouring
+Nuisances, drawn independently of the label: random onset, loudness (peak -30..-1 dBFS; pool clips -12..-1, levelled
+like a curated pre-training corpus so that waveform example mixing keeps both clips audible), a channel colouring
 (spectral tilt and two +-10 dB bumps), coloured background noise (5-30 dB SNR), a reverb-like exponential decay
 (p=0.6) and, for scenes, keywords, speakers, pitch and instrument, a distractor of another kind 4-14 dB down (p=0.5).
 The pool (`pool.csv`, 2 s clips) holds two renditions of one source per clip, with independent nuisances.
@@ -37,7 +38,7 @@ from scipy import signal
 from hares.data import synth_sources as src
 from hares.io import atomic_path, write_json
 
-VERSION = 2
+VERSION = 3
 SR = src.SR
 CLIP_SECONDS = 1.0
 POOL_SECONDS = 2.0
@@ -141,17 +142,29 @@ def channel(rng: np.random.Generator, x: np.ndarray) -> np.ndarray:
     return np.fft.irfft(spec * 10 ** (gain_db / 20), len(x)).astype(np.float32)
 
 
-def finish(rng: np.random.Generator, x: np.ndarray, snr_db: tuple[float, float] = (5.0, 30.0)) -> np.ndarray:
+TASK_PEAK_DB = (-30.0, -1.0)  # loudness of task clips: a 29 dB range, as recordings come
+# Pool clips are levelled like a curated pre-training corpus (AudioSet's YouTube audio is mostly loudness-normalised):
+# example mixing adds a partner at lam <= 0.4 in the waveform domain, and over a 29 dB range the louder clip of a
+# pair drowns the other, so the positive pair no longer shares its content (-4.6 points at 600 steps; BENCHMARKS.md).
+POOL_PEAK_DB = (-12.0, -1.0)
+
+
+def finish(
+    rng: np.random.Generator,
+    x: np.ndarray,
+    snr_db: tuple[float, float] = (5.0, 30.0),
+    peak_db: tuple[float, float] = TASK_PEAK_DB,
+) -> np.ndarray:
     """Add the label-independent nuisances: reverb (p=0.6), a random channel colouring, coloured noise at a random
-    SNR, random loudness."""
+    SNR, random loudness (peak level in dBFS drawn from `peak_db`)."""
     if rng.uniform() < 0.6:
         x = _reverb(rng, x)
     x = channel(rng, x)
     power = np.mean(x**2) + 1e-12
     noise = src.colored_noise(rng, len(x), rng.uniform(0, 6))
     x = x + noise * np.sqrt(power / 10 ** (rng.uniform(*snr_db) / 10))
-    peak_db = rng.uniform(-30, -1)
-    return (x / (np.abs(x).max() + 1e-9) * 10 ** (peak_db / 20)).astype(np.float32)
+    peak = rng.uniform(*peak_db)
+    return (x / (np.abs(x).max() + 1e-9) * 10 ** (peak / 20)).astype(np.float32)
 
 
 # ---------------------------------------------------------------------------------------------- task clips
@@ -230,7 +243,7 @@ def pool_clip(rng: np.random.Generator, n: int) -> np.ndarray:
     kind = rng.choice(["speech", "music", "scene", "events"], p=[0.3, 0.3, 0.2, 0.2])
     if kind == "scene":
         name = str(rng.choice(src.SCENES))
-        make = lambda: finish(rng, src.scene(rng, name, half), (10.0, 30.0))  # noqa: E731
+        make = lambda: finish(rng, src.scene(rng, name, half), (10.0, 30.0), POOL_PEAK_DB)  # noqa: E731
     elif kind == "events":
         names = [str(e) for e in rng.choice(src.EVENTS, size=int(rng.integers(1, 4)), replace=False)]
 
@@ -238,7 +251,7 @@ def pool_clip(rng: np.random.Generator, n: int) -> np.ndarray:
             x = src.scene(rng, str(rng.choice(src.SCENES)), half) * 10 ** (rng.uniform(-30, -15) / 20)
             for name in names:
                 x = x + place(rng, src.event(rng, name), half) * 10 ** (rng.uniform(-8, 0) / 20)
-            return finish(rng, x, (15.0, 35.0))
+            return finish(rng, x, (15.0, 35.0), POOL_PEAK_DB)
     else:
         if kind == "speech":
             voice = src.random_voice(rng)
@@ -249,7 +262,7 @@ def pool_clip(rng: np.random.Generator, n: int) -> np.ndarray:
             family, midi = str(rng.choice(list(src.INSTRUMENTS))), rng.uniform(40, 84)
             source = lambda: src.note(rng, family, midi + rng.uniform(-0.2, 0.2), rng.uniform(0.4, 0.9))  # noqa: E731
             kinds = ("speech", "events")
-        make = lambda: finish(rng, interfere(rng, place(rng, source(), half), kinds), (5.0, 30.0))  # noqa: E731
+        make = lambda: finish(rng, interfere(rng, place(rng, source(), half), kinds), (5.0, 30.0), POOL_PEAK_DB)  # noqa: E731
     return np.concatenate([make(), make(), np.zeros(n - 2 * half, np.float32)])
 
 

@@ -79,7 +79,7 @@ class SimCLR(nn.Module):
         mix_p: float = 1.0,
     ) -> None:
         super().__init__()
-        self.frontend, self.encoder = LogMel(), encoder
+        self.frontend, self.encoder = LogMel(dtype=torch.float32), encoder
         self.projector = mlp(encoder.embed_dim, proj_hidden, proj_dim, proj_layers)
         self.temperature, self.mix_max_ratio, self.mix_p = temperature, mix_max_ratio, mix_p
 
@@ -107,7 +107,7 @@ class Supervised(nn.Module):
         super().__init__()
         if num_classes < 1:
             raise ValueError("supervised pre-training needs labelled data (num_classes >= 1)")
-        self.frontend, self.encoder = LogMel(), encoder
+        self.frontend, self.encoder = LogMel(dtype=torch.float32), encoder
         self.head = nn.Linear(encoder.embed_dim, num_classes)
         self.mix_max_ratio, self.mix_p = mix_max_ratio, mix_p
 
@@ -147,7 +147,7 @@ class BYOLA(nn.Module):
         mixup_ratio: float = 0.4,
     ) -> None:
         super().__init__()
-        self.frontend, self.encoder = LogMel(), encoder
+        self.frontend, self.encoder = LogMel(dtype=torch.float32), encoder
         self.projector = mlp(encoder.embed_dim, proj_hidden, proj_dim, 1)
         self.predictor = mlp(proj_dim, proj_hidden, proj_dim, 1)
         self.target_encoder = copy.deepcopy(encoder)
