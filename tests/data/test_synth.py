@@ -126,12 +126,13 @@ def test_generate_reuses_a_finished_suite(quick_suite):
     assert again == quick_suite and any("reusing" in m for m in messages)
 
 
-def test_pool_halves_are_levelled_tighter_than_task_clips():
+def test_pool_renditions_are_levelled_tighter_than_task_clips():
     """Each pool rendition peaks within POOL_PEAK_DB (example mixing needs comparable levels); task clips span more."""
     lo, hi = synth.POOL_PEAK_DB
     assert synth.TASK_PEAK_DB[0] < lo
     for seed in range(6):
         clip = synth.pool_clip(np.random.default_rng(seed), int(synth.POOL_SECONDS * synth.SR))
-        for half in np.split(clip[: 2 * (len(clip) // 2)], 2):
-            peak_db = 20 * np.log10(np.abs(half).max())
+        k = synth.POOL_RENDITIONS
+        for part in np.split(clip[: k * (len(clip) // k)], k):
+            peak_db = 20 * np.log10(np.abs(part).max())
             assert lo - 0.01 <= peak_db <= hi + 0.01, (seed, peak_db)

@@ -17,7 +17,7 @@ Nuisances, drawn independently of the label: random onset, loudness (peak -30..-
 like a curated pre-training corpus so that waveform example mixing keeps both clips audible), a channel colouring
 (spectral tilt and two +-10 dB bumps), coloured background noise (5-30 dB SNR), a reverb-like exponential decay
 (p=0.6) and, for scenes, keywords, speakers, pitch and instrument, a distractor of another kind 4-14 dB down (p=0.5).
-The pool (`pool.csv`, 2 s clips) holds two renditions of one source per clip, with independent nuisances.
+The pool (`pool.csv`, 2 s clips) holds four 0.5 s renditions of one source per clip, with independent nuisances.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from scipy import signal
 from hares.data import synth_sources as src
 from hares.io import atomic_path, write_json
 
-VERSION = 3
+VERSION = 4
 SR = src.SR
 CLIP_SECONDS = 1.0
 POOL_SECONDS = 2.0
@@ -147,6 +147,7 @@ TASK_PEAK_DB = (-30.0, -1.0)  # loudness of task clips: a 29 dB range, as record
 # example mixing adds a partner at lam <= 0.4 in the waveform domain, and over a 29 dB range the louder clip of a
 # pair drowns the other, so the positive pair no longer shares its content (-4.6 points at 600 steps; BENCHMARKS.md).
 POOL_PEAK_DB = (-12.0, -1.0)
+POOL_RENDITIONS = 4  # renditions of one source per pool clip (0.5 s each in 2 s)
 
 
 def finish(
@@ -235,22 +236,24 @@ def _labels(task: SynthTask, seed: int, quick: bool) -> list[tuple[tuple[str, ..
 
 
 # ---------------------------------------------------------------------------------------------- pool
-def pool_clip(rng: np.random.Generator, n: int) -> np.ndarray:
-    """An unlabelled clip: two renditions of one source, one per half, each with its own onset, loudness, channel,
-    noise, reverb and distractor. A voice saying a word twice, an instrument playing a note again, one kind of scene
-    or the same kinds of events: two random crops of the clip then share what it is, not how it was recorded."""
-    half = n // 2
+def pool_clip(rng: np.random.Generator, n: int, renditions: int = POOL_RENDITIONS) -> np.ndarray:
+    """An unlabelled clip: `renditions` renditions of one source side by side, each with its own onset, loudness,
+    channel, noise, reverb and distractor. A voice saying a word again, an instrument playing a note again, one
+    kind of scene or the same kinds of events. With four 0.5 s renditions in 2 s, two random 0.5 s crops almost
+    never lie inside the same rendition, so a positive pair shares what the source is and not how it was recorded,
+    and every crop is mostly source, not the silence around it."""
+    part = n // renditions
     kind = rng.choice(["speech", "music", "scene", "events"], p=[0.3, 0.3, 0.2, 0.2])
     if kind == "scene":
         name = str(rng.choice(src.SCENES))
-        make = lambda: finish(rng, src.scene(rng, name, half), (10.0, 30.0), POOL_PEAK_DB)  # noqa: E731
+        make = lambda: finish(rng, src.scene(rng, name, part), (10.0, 30.0), POOL_PEAK_DB)  # noqa: E731
     elif kind == "events":
         names = [str(e) for e in rng.choice(src.EVENTS, size=int(rng.integers(1, 4)), replace=False)]
 
         def make() -> np.ndarray:
-            x = src.scene(rng, str(rng.choice(src.SCENES)), half) * 10 ** (rng.uniform(-30, -15) / 20)
+            x = src.scene(rng, str(rng.choice(src.SCENES)), part) * 10 ** (rng.uniform(-30, -15) / 20)
             for name in names:
-                x = x + place(rng, src.event(rng, name), half) * 10 ** (rng.uniform(-8, 0) / 20)
+                x = x + place(rng, src.event(rng, name), part) * 10 ** (rng.uniform(-8, 0) / 20)
             return finish(rng, x, (15.0, 35.0), POOL_PEAK_DB)
     else:
         if kind == "speech":
@@ -262,8 +265,11 @@ def pool_clip(rng: np.random.Generator, n: int) -> np.ndarray:
             family, midi = str(rng.choice(list(src.INSTRUMENTS))), rng.uniform(40, 84)
             source = lambda: src.note(rng, family, midi + rng.uniform(-0.2, 0.2), rng.uniform(0.4, 0.9))  # noqa: E731
             kinds = ("speech", "events")
-        make = lambda: finish(rng, interfere(rng, place(rng, source(), half), kinds), (5.0, 30.0), POOL_PEAK_DB)  # noqa: E731
-    return np.concatenate([make(), make(), np.zeros(n - 2 * half, np.float32)])
+
+        def make() -> np.ndarray:
+            return finish(rng, interfere(rng, place(rng, source(), part), kinds), (5.0, 30.0), POOL_PEAK_DB)
+
+    return np.concatenate([make() for _ in range(renditions)] + [np.zeros(n - renditions * part, np.float32)])
 
 
 # ---------------------------------------------------------------------------------------------- writing
