@@ -74,13 +74,11 @@ def _steady_step_time(metrics: Path) -> float:
     return float(statistics.median(times[1:] or times))
 
 
-def _pretrain(pool_csv: Path, out: Path, s: DemoSettings, seed: int, deadline: float, steps: int | None) -> tuple:
-    """SimCLR on the pool; returns (encoder checkpoint, steps run). Steps are fixed after a calibration chunk."""
-    from hares.train import get_preset, pretrain
+def pretrain_config(pool_csv: Path, out: Path, s: DemoSettings = FULL, seed: int = 0, **overrides: Any):
+    """The demo's SimCLR pre-training config (the `demo` preset with these settings) as a `PretrainConfig`."""
+    from hares.train import get_preset
 
-    if out.exists():  # a fresh run: resuming an older one would blur the step count and the budget
-        shutil.rmtree(out)
-    cfg = get_preset(
+    return get_preset(
         "demo",
         model=DEMO_MODEL,
         data=str(pool_csv),
@@ -96,7 +94,17 @@ def _pretrain(pool_csv: Path, out: Path, s: DemoSettings, seed: int, deadline: f
         log_every=max(1, min(10, s.calibration_steps)),  # the calibration reads these rows' step times
         keep_checkpoints=1,
         resume=True,
+        **overrides,
     )
+
+
+def _pretrain(pool_csv: Path, out: Path, s: DemoSettings, seed: int, deadline: float, steps: int | None) -> tuple:
+    """SimCLR on the pool; returns (encoder checkpoint, steps run). Steps are fixed after a calibration chunk."""
+    from hares.train import pretrain
+
+    if out.exists():  # a fresh run: resuming an older one would blur the step count and the budget
+        shutil.rmtree(out)
+    cfg = pretrain_config(pool_csv, out, s, seed)
     if steps is None and s.quick:
         steps = s.steps
     if steps is None:  # calibrate: time a first chunk, then fix the total that fits before the deadline

@@ -136,3 +136,11 @@ def test_pool_renditions_are_levelled_tighter_than_task_clips():
         for part in np.split(clip[: k * (len(clip) // k)], k):
             peak_db = 20 * np.log10(np.abs(part).max())
             assert lo - 0.01 <= peak_db <= hi + 0.01, (seed, peak_db)
+
+
+def test_keywords_come_in_pairs_of_the_same_sounds_in_another_order():
+    """No keyword can be told from its average spectrum alone: each one has a partner with the same phonemes."""
+    words = list(src.KEYWORDS.values())
+    for w in words:
+        partners = [v for v in words if v is not w and sorted(v) == sorted(w)]
+        assert len(partners) == 1 and partners[0] != w, w

@@ -8,7 +8,7 @@ per-clip seeds (`SeedSequence([seed, task, index])`): the same seed gives the sa
 |---|---|---|---|---|
 | scenes | environment | 8 textures | 20 / 6 / 12 | accuracy |
 | events | environment | 10 event types, 1-3 per clip | 240 / 80 / 160 clips | mAP |
-| keywords | speech | 10 words, unseen speakers in valid/test | 20 / 6 / 12 | accuracy |
+| keywords | speech | 10 words, 5 anagram pairs (dog/god); unseen speakers in valid/test | 20 / 6 / 12 | accuracy |
 | speakers | speech | 20 voices saying varied (pseudo-)words | 12 / 4 / 8 | accuracy |
 | pitch | music | 36 semitones (MIDI 48-83), random family | 8 / 3 / 5 | accuracy |
 | instrument | music | 8 families at random pitch | 20 / 6 / 12 | accuracy |
@@ -38,7 +38,7 @@ from scipy import signal
 from hares.data import synth_sources as src
 from hares.io import atomic_path, write_json
 
-VERSION = 4
+VERSION = 5
 SR = src.SR
 CLIP_SECONDS = 1.0
 POOL_SECONDS = 2.0

@@ -200,17 +200,20 @@ PHONEMES = {
 SPEECH_TOP_HZ = 5000.0  # voiced harmonics stop here; fricative noise covers the top band
 VOWELS = [p for p, v in PHONEMES.items() if v[0] == "v"]
 CONSONANTS = [p for p, v in PHONEMES.items() if v[0] != "v"]
+# Five pairs of words made of the same sounds in another order, as "dog" and "god" are: a word is told by the
+# order of its sounds, never by its average spectrum (ten words with ten different vowels would let mean log-mel
+# statistics name the word from the vowel alone: 66% against 39% for these pairs with the same speakers).
 KEYWORDS = {
-    "yes": ["y", "e", "s"],
-    "no": ["n", "o", "u"],
-    "up": ["ah", "p"],
-    "down": ["d", "a", "uh", "n"],
-    "left": ["l", "e", "f", "t"],
-    "right": ["r", "a", "ih", "t"],
-    "on": ["a", "n"],
-    "off": ["ah", "f"],
     "stop": ["s", "t", "a", "p"],
-    "go": ["g", "o", "u"],
+    "pots": ["p", "a", "t", "s"],
+    "tip": ["t", "ih", "p"],
+    "pit": ["p", "ih", "t"],
+    "net": ["n", "e", "t"],
+    "ten": ["t", "e", "n"],
+    "dog": ["d", "ah", "g"],
+    "god": ["g", "ah", "d"],
+    "no": ["n", "o", "u"],
+    "own": ["o", "u", "n"],
 }
 
 
