@@ -143,9 +143,9 @@ def channel(rng: np.random.Generator, x: np.ndarray) -> np.ndarray:
 
 
 TASK_PEAK_DB = (-30.0, -1.0)  # loudness of task clips: a 29 dB range, as recordings come
-# Pool clips are levelled like a curated pre-training corpus (AudioSet's YouTube audio is mostly loudness-normalised):
-# example mixing adds a partner at lam <= 0.4 in the waveform domain, and over a 29 dB range the louder clip of a
-# pair drowns the other, so the positive pair no longer shares its content (-4.6 points at 600 steps; BENCHMARKS.md).
+# Pool clips are levelled like a curated pre-training corpus: example mixing adds a partner at lam <= 0.4 in the
+# waveform domain, and over a 29 dB range the louder clip of a pair drowns the other, so the positive pair no longer
+# shares its content (six-task mean at 600 steps: 41.3 unlevelled, 45.7 levelled; BENCHMARKS.md, "Embedded demo").
 POOL_PEAK_DB = (-12.0, -1.0)
 POOL_RENDITIONS = 4  # renditions of one source per pool clip (0.5 s each in 2 s)
 
