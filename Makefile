@@ -3,6 +3,8 @@ PY ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+# When make began: the demo's 10-minute budget includes setting up .venv on a fresh clone.
+STARTED := $(shell date +%s)
 
 .PHONY: demo test test-slow lint format install clean
 
@@ -18,7 +20,7 @@ $(STAMP): $(BIN)/python pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/hares demo
+	$(BIN)/hares demo --started-at $(STARTED)
 
 test: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
