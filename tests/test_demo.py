@@ -50,3 +50,30 @@ def test_demo_help_lists_the_settings(capsys):
     text = capsys.readouterr().out
     for flag in ("--out", "--seed", "--budget-minutes", "--quick", "--steps", "--threads"):
         assert flag in text
+
+
+def test_budgeted_pretraining_replans_and_stops_at_the_deadline(tmp_path, one_thread):
+    """Stretches re-plan the step count from measured step times; the run ends where the plan says."""
+    from dataclasses import replace as dc_replace
+
+    from hares import demo
+    from hares.data import synth
+    from hares.train import pretrain
+
+    torch.set_num_threads(1)
+    root = synth.generate(tmp_path / "data", seed=0, quick=True, pool_size=8, workers=1, log=lambda m: None)
+    s = dc_replace(demo.QUICK, calibration_steps=2, steps=10_000)
+    cfg = demo.pretrain_config(root / "pool.csv", tmp_path / "pre", s, progress=False)
+    metrics = tmp_path / "pre" / "metrics.jsonl"
+
+    started = time.time()
+    steps = demo._run_to_deadline(cfg, s, started + 6.0, metrics)
+    final = pretrain(dc_replace(cfg, steps=steps, ckpt_every=steps))
+    logged = [json.loads(line)["step"] for line in metrics.read_text().splitlines()]
+    assert final.is_file() and logged[-1] == steps and 2 < steps < 10_000
+    assert time.time() - started < 6.0 + 5.0  # the plan holds to within a restart and a stretch's misestimate
+
+    late = demo._run_to_deadline(
+        dc_replace(cfg, out=str(tmp_path / "late")), s, time.time() - 1, tmp_path / "late" / "metrics.jsonl"
+    )
+    assert late == s.calibration_steps  # no time left: the calibration stretch is all there is

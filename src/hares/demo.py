@@ -6,8 +6,8 @@
    through the custom-task path (`hares.evaluate.run_eval`, tasks `csv:PATH`);
 4. write `OUT/report.{csv,md,png}` and print the table.
 
-The time budget (`--budget-minutes`) caps pre-training: after a short calibration chunk the step count is fixed
-to what fits, and printed, so `--seed S --steps N` reproduces a run exactly.
+The time budget (`--budget-minutes`) caps pre-training: it runs in stretches, re-planning the step count from the
+measured step time after each, and the final count is printed, so `--seed S --steps N` reproduces a run exactly.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ class DemoSettings:
     """Sizes of one demo run; `QUICK` is the seconds-long path the test suite runs end to end."""
 
     steps: int = 3000  # at most this many pre-training steps; the budget usually decides
-    calibration_steps: int = 30  # timed at the start; the steady step time fixes the step count
+    calibration_steps: int = 30  # the first stretch, timed; later stretches re-plan the step count
     batch_size: int = 64
     crop_seconds: float = 0.5
     lr: float = 2e-3
@@ -64,16 +64,15 @@ def _log(msg: str) -> None:
     print(f"[demo {time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
-_FIXED_COST_S = 10.0  # restarting the run from the calibration checkpoint, and the final checkpoint write
-# Steps after the calibration ran 8% slower than its median on the 2-core dev box (a fresh-clone `make demo` ended
-# at 603 s without this margin), so the step count is planned with a 10% longer step.
-_STEP_MARGIN = 1.10
+_RESTART_S = 3.0  # one resumption of the run (model, optimiser and data loader rebuilt) plus its checkpoint write
+_STEP_MARGIN = 1.05  # plan the last stretch with a slightly longer step than measured
 
 
-def _steady_step_time(metrics: Path) -> float:
-    """Seconds per step once warm: the median over the calibration's log rows after the first (which pays for
-    start-up, first-touch allocations and oneDNN's kernel choice)."""
-    times = [json.loads(line)["step_time_s"] for line in metrics.read_text().splitlines() if line.strip()]
+def _steady_step_time(metrics: Path, after_step: int) -> float:
+    """Seconds per step once warm, over the log rows past `after_step`: their median, leaving out the first row of
+    the stretch (which pays for start-up, first-touch allocations and oneDNN's kernel choice)."""
+    rows = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
+    times = [r["step_time_s"] for r in rows if r["step"] > after_step]
     return float(statistics.median(times[1:] or times))
 
 
@@ -94,15 +93,39 @@ def pretrain_config(pool_csv: Path, out: Path, s: DemoSettings = FULL, seed: int
         warmup_steps=s.warmup_steps,
         proj_hidden=s.proj_hidden,
         proj_dim=s.proj_dim,
-        log_every=max(1, min(10, s.calibration_steps)),  # the calibration reads these rows' step times
+        log_every=max(1, min(10, s.calibration_steps)),  # the re-planning reads these rows' step times
         keep_checkpoints=1,
         resume=True,
         **overrides,
     )
 
 
+def _run_to_deadline(cfg, s: DemoSettings, deadline: float, metrics: Path) -> int:
+    """Pre-train in stretches until the step count that fits before `deadline` is reached; returns it.
+
+    The first stretch is the calibration; each later one runs half of the steps still planned, then the plan is
+    redone from its own measured step time, so a slow start or a busy spell is corrected within the run. The
+    learning rate is constant after warm-up and `resume` is bit-exact, so the stretches train exactly what one
+    uninterrupted run of the returned step count trains (`--steps N`).
+    """
+    from hares.train import pretrain
+
+    done = min(s.calibration_steps, s.steps)
+    pretrain(replace(cfg, steps=done, ckpt_every=done))
+    last = 0
+    while True:
+        per_step = _steady_step_time(metrics, last) * _STEP_MARGIN
+        left = deadline - time.time() - _RESTART_S
+        target = max(done, min(s.steps, done + int(max(0.0, left) / per_step)))
+        _log(f"pre-training: {per_step:.3f} s/step over steps {last + 1}-{done} -> {target} steps in all")
+        if target - done < max(4 * s.calibration_steps, target // 8):  # too short to be worth another re-plan
+            return target
+        last, done = done, done + (target - done) // 2
+        pretrain(replace(cfg, steps=done, ckpt_every=done))
+
+
 def _pretrain(pool_csv: Path, out: Path, s: DemoSettings, seed: int, deadline: float, steps: int | None) -> tuple:
-    """SimCLR on the pool; returns (encoder checkpoint, steps run). Steps are fixed after a calibration chunk."""
+    """SimCLR on the pool; returns (encoder checkpoint, steps run). Without `steps`, the budget decides them."""
     from hares.train import pretrain
 
     if out.exists():  # a fresh run: resuming an older one would blur the step count and the budget
@@ -110,13 +133,9 @@ def _pretrain(pool_csv: Path, out: Path, s: DemoSettings, seed: int, deadline: f
     cfg = pretrain_config(pool_csv, out, s, seed)
     if steps is None and s.quick:
         steps = s.steps
-    if steps is None:  # calibrate: time a first chunk, then fix the total that fits before the deadline
-        first = min(s.calibration_steps, s.steps)
-        pretrain(replace(cfg, steps=first, ckpt_every=first))
-        per_step = _steady_step_time(out / "metrics.jsonl") * _STEP_MARGIN
-        fits = first + int(max(0.0, deadline - time.time() - _FIXED_COST_S) / per_step)
-        steps = max(first, min(s.steps, fits))
-        _log(f"pre-training: {per_step:.2f} s/step here -> {steps} steps (reproduce with --steps {steps})")
+    if steps is None:  # run in stretches, re-planning the total from the measured step time after each
+        steps = _run_to_deadline(cfg, s, deadline, out / "metrics.jsonl")
+        _log(f"pre-training: {steps} steps fitted the budget (reproduce with --steps {steps})")
     ckpt = pretrain(replace(cfg, steps=steps, ckpt_every=steps))
     return ckpt, steps
 
