@@ -7,7 +7,7 @@ on the six tasks. Prints one line: per-task scores and the six-task mean of `sim
 
 Fixed step counts (not the demo's time budget) make rows comparable; two runs side by side with `--threads 1`
 use a 2-core machine fully. The logmel and random columns do not depend on pre-training: run them once with
-`hares eval`. Single runs differ by about +-2 points between pre-training seeds (`--set seed=1`).
+`hares eval`. Single runs differ by up to 4 points between pre-training seeds (`--set seed=1`).
 """
 
 from __future__ import annotations
