@@ -30,6 +30,7 @@ from hares.evaluate.metrics import domain_averages, hares_score
 from hares.evaluate.probe import ProbeConfig, targets_for, train_probe
 
 DEFAULT_MAX_BAD_FRACTION = 0.01
+PROTOCOL_VERSION = 2  # docs/PROTOCOL.md; v2: the probe converges (L-BFGS linear probe, step-counted Adam budget)
 PACKAGES = ("torch", "numpy", "scipy", "scikit-learn", "soundfile", "soxr", "safetensors", "timm", "matplotlib")
 
 
@@ -69,6 +70,7 @@ class Protocol:
 
     def as_dict(self) -> dict[str, Any]:
         return {
+            "version": PROTOCOL_VERSION,
             "probe": dataclasses.asdict(self.probe),
             "clip_policy": dataclasses.asdict(self.policy),
             "frontend": FRONTEND_CONFIG,
@@ -179,8 +181,7 @@ def evaluate_task(
     index = {(c.path, c.start, c.end): i for i, c in reversed(list(enumerate(clips)))}
     folds = spec.splits(list(clips))
     cfg = protocol.probe
-    bar = tqdm(total=len(folds) * len(cfg.seeds) * cfg.max_epochs, desc=f"probe {label} / {spec.name}",
-               unit="epoch", disable=not progress)  # fmt: skip
+    bar = tqdm(total=0, desc=f"probe {label} / {spec.name}", disable=not progress)
     fold_results = []
     for fold, sets in folds:
         data = {}
@@ -191,10 +192,11 @@ def evaluate_task(
             idx = idx[keep]
             labels = [c.labels for c, k in zip(sets[split], keep) if k]
             data[split] = (_CacheRows(cache, idx), targets_for(labels, classes, spec.multilabel))
+        bar.total += len(cfg.seeds) * cfg.progress_units(spec.probe, len(data["train"][0]))  # grid points or epochs
+        bar.refresh()
         result = train_probe(data["train"], data["valid"], data["test"], kind=spec.probe, multilabel=spec.multilabel,
                              num_classes=len(classes), metric=spec.metric, cfg=cfg, device=device,
                              progress=bar.update)  # fmt: skip
-        bar.update(sum(cfg.max_epochs - s["epochs_run"] for s in result["seeds"]))
         sizes = {s: len(data[s][0]) for s in data}
         fold_results.append({"fold": fold, "sizes": sizes, **result})
     bar.close()
@@ -217,22 +219,7 @@ def evaluate_task(
                 "sizes": f["sizes"],
                 "score": 100 * f["test"],
                 "std": 100 * f["test_std"],
-                "selected": [
-                    {
-                        k: s[k]
-                        for k in (
-                            "seed",
-                            "lr",
-                            "weight_decay",
-                            "best_epoch",
-                            "valid",
-                            "test",
-                            "epochs_run",
-                            "grid_valid",
-                        )
-                    }
-                    for s in f["seeds"]
-                ],
+                "selected": f["seeds"],  # the chosen grid point per seed, and the validation score of every point
             }
             for f in fold_results
         ],
@@ -299,6 +286,7 @@ def run_eval(
     results: dict[str, Any] = {
         **provenance(),
         "device": str(dev) + (f" ({torch.cuda.get_device_name(dev)})" if dev.type == "cuda" else ""),
+        "protocol_version": PROTOCOL_VERSION,
         "protocol": protocol.as_dict(),
         "cache_dir": str(cache),
         "encoders": {},
