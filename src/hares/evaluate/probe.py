@@ -59,7 +59,7 @@ class ProbeConfig:
 
     linear_solver: str = _opt("lbfgs", choices=("lbfgs", "adam"))
     l2_grid: tuple[float, ...] = _opt(L2_GRID, lo=0.0)
-    path_patience: int = _opt(3, lo=1)
+    path_patience: int = _opt(2, lo=1)
     lbfgs_max_iter: int = _opt(1000, lo=1)
     lbfgs_tol: float = _opt(1e-4, lo=0.0)
     lbfgs_history: int = _opt(10, lo=1)
