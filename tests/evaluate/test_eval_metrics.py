@@ -92,4 +92,4 @@ def test_table4_report_columns():
     got = [float(x) for x in re.findall(r"\d+\.\d", hares_row)]
     assert got[0] == TABLE4_HARES[0] and got == pytest.approx(TABLE4_HARES, abs=0.101)
     assert table.index("| *Environment* |" + " |" * 6) < table.index("| *Speech* |" + " |" * 6)
-    assert render_csv(results).splitlines()[0] == "encoder,task,domain,metric,score,std"
+    assert render_csv(results).splitlines()[0] == "encoder,task,domain,metric,score,std,ci_low,ci_high"

@@ -30,22 +30,41 @@ def accuracy(scores: torch.Tensor | np.ndarray, targets: torch.Tensor | np.ndarr
     return float((scores.argmax(dim=-1) == targets.to(scores.device)).double().mean())
 
 
-def average_precision(scores: torch.Tensor | np.ndarray, targets: torch.Tensor | np.ndarray) -> torch.Tensor:
-    """Per-class AP (C,) of scores (N, C) against multi-hot targets (N, C); NaN for classes with no positive."""
+def average_precision(
+    scores: torch.Tensor | np.ndarray,
+    targets: torch.Tensor | np.ndarray,
+    weights: torch.Tensor | np.ndarray | None = None,
+) -> torch.Tensor:
+    """Per-class AP (C,) of scores (N, C) against multi-hot targets (N, C); NaN for classes with no positive.
+
+    With `weights` (B, N) (e.g. bootstrap counts: clip n drawn w[b, n] times) it returns (B, C): the AP of each
+    weighted set, equal to scikit-learn's on the data with clip n repeated w[b, n] times. The sort is done once
+    for all B sets; the cost is O(B N C) (`hares.evaluate.stats` uses this for bootstrap intervals of mAP).
+    """
     scores = _tensor(scores).double()
     targets = _tensor(targets).to(scores.device).double()
     n = scores.shape[0]
     s, order = torch.sort(scores, dim=0, descending=True)  # (N, C)
     t = torch.gather(targets, 0, order)
-    tp = torch.cumsum(t, dim=0)  # true positives at each rank
     boundary = torch.ones_like(s, dtype=torch.bool)
     boundary[:-1] = s[:-1] != s[1:]  # last row of each run of tied scores
     idx = torch.arange(n, device=s.device)[:, None].expand_as(s)
     ends = torch.where(boundary, idx, torch.full_like(idx, n))
     ends = torch.flip(torch.cummin(torch.flip(ends, [0]), dim=0).values, [0])  # end of each row's tie group
-    precision = torch.gather(tp, 0, ends) / (ends + 1).double()  # precision at that threshold
-    positives = t.sum(dim=0)
-    ap = (t * precision).sum(dim=0) / positives
+    if weights is None:
+        tp = torch.cumsum(t, dim=0)  # true positives at each rank
+        precision = torch.gather(tp, 0, ends) / (ends + 1).double()  # precision at that threshold
+        positives = t.sum(dim=0)
+        ap = (t * precision).sum(dim=0) / positives
+        return torch.where(positives > 0, ap, torch.full_like(ap, float("nan")))
+    w = _tensor(weights).to(scores.device, torch.float64)[:, order]  # (B, N, C): each class's rank order
+    wt = w * t  # weighted positives
+    tp = torch.cumsum(wt, dim=1)
+    seen = torch.cumsum(w, dim=1)
+    at = ends.expand(w.shape[0], -1, -1)
+    precision = torch.gather(tp, 1, at) / torch.gather(seen, 1, at).clamp(min=1e-12)  # 0/0 only where wt = 0
+    positives = wt.sum(dim=1)  # (B, C)
+    ap = (wt * precision).sum(dim=1) / positives.clamp(min=1e-12)
     return torch.where(positives > 0, ap, torch.full_like(ap, float("nan")))
 
 

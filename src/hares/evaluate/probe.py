@@ -244,6 +244,7 @@ def train_probe(
     return {
         "test": float(scores.mean()),
         "test_std": float(scores.std(ddof=1)) if len(scores) > 1 else 0.0,
+        "test_logits": [r.pop("test_logits") for r in runs],  # per seed (N_test, C) float32, test-row order
         "seeds": runs,
         "config": asdict(cfg),
         "kind": kind,
@@ -314,6 +315,7 @@ def _train_seed(
         "valid": float(best_score[chosen]),
         "test": float(test_score),
         "epochs_run": epochs_run,
+        "test_logits": test_logits.float().cpu().numpy(),  # (N_test, C); train_probe moves it out of the record
         "grid_valid": [
             {"lr": g[0], "weight_decay": g[1], "valid": float(s), "best_epoch": int(e)}
             for g, s, e in zip(grid, best_score, best_epoch)
