@@ -156,8 +156,8 @@ def test_holm_adjustment():
 
 
 def _results_and_predictions(preds: dict[str, TaskPredictions]) -> dict:
-    rows = [{"encoder": e, "task": p.task, "domain": "custom", "metric": p.metric, "score": float(seed_scores(p).mean()),
-             "std": 0.0} for e, p in preds.items()]  # fmt: skip
+    rows = [{"encoder": e, "task": p.task, "domain": "custom", "metric": p.metric,
+             "score": float(seed_scores(p).mean()), "std": 0.0} for e, p in preds.items()]  # fmt: skip
     results = {"results": rows}
     from hares.evaluate.run import compute_aggregates
 

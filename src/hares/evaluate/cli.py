@@ -6,6 +6,8 @@ import argparse
 import ast
 import sys
 
+from hares.evaluate.report_cli import add_stats_options
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -37,6 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="override a protocol value, e.g. --set max_epochs=50 --set lrs=(1e-3,)",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_stats_options(p)
     p.set_defaults(func=cmd_eval)  # fmt: skip
 
     p = sub.add_parser("tasks", help="list the HARES tasks, the folders each looks for and whether its data is found")
@@ -67,14 +70,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
             overrides["seeds"] = tuple(int(s) for s in args.seeds.split(","))
         results = run_eval(args.encoder, args.tasks, data_root=args.data_root, out=args.out, cache_dir=args.cache_dir,
                            device=args.device, batch_size=args.batch_size, num_workers=args.workers,
-                           progress=not args.no_progress, **overrides)  # fmt: skip
+                           progress=not args.no_progress, resamples=args.resamples, stats_seed=args.stats_seed,
+                           compare=args.compare, **overrides)  # fmt: skip
     except (BadAudioError, FileNotFoundError, KeyError, TypeError, ValueError) as e:
         print(f"hares eval: error: {e}", file=sys.stderr)
         return 2
     from hares.evaluate.report import render_markdown
 
     print(render_markdown(results).split("\n\n## ")[0])
-    print(f"\nreport: {args.out}/report.md, report.csv, report.png, results.json")
+    paired = ", paired.csv, paired.png" if results["stats"]["paired"] else ""
+    print(f"\nreport: {args.out}/report.md, report.csv, report.png{paired}, results.json, predictions/")
     return 0
 
 

@@ -20,7 +20,9 @@ from hares.evaluate.metrics import DOMAINS, domain_averages, hares_score
 from hares.io import atomic_path, write_json, write_text
 
 CSV_COLUMNS = ("encoder", "task", "domain", "metric", "score", "std", "ci_low", "ci_high")
-PAIRED_COLUMNS = ("encoder_a", "encoder_b", "target", "diff", "ci_low", "ci_high", "p", "p_holm", "significant", "winner")
+PAIRED_COLUMNS = (
+    "encoder_a", "encoder_b", "target", "diff", "ci_low", "ci_high", "p", "p_holm", "significant", "winner"
+)  # fmt: skip
 DISPLAY = {
     "audioset": "AudioSet",
     "birdsong": "Birdsong",
@@ -63,7 +65,8 @@ def render_csv(results: dict[str, Any]) -> str:
     writer.writerow(CSV_COLUMNS)
     for r in results["results"]:
         ci = [f"{r[k]:.4f}" if r.get(k) is not None else "" for k in ("ci_low", "ci_high")]
-        writer.writerow([r["encoder"], r["task"], r["domain"], r["metric"], f"{r['score']:.4f}", f"{r['std']:.4f}", *ci])
+        score = [f"{r['score']:.4f}", f"{r['std']:.4f}"]
+        writer.writerow([r["encoder"], r["task"], r["domain"], r["metric"], *score, *ci])
     return buf.getvalue()
 
 
@@ -93,7 +96,9 @@ def _winners(results: dict[str, Any], encoders: list[str]) -> set[tuple[str, str
     return {key for key, n in wins.items() if n == len(encoders) - 1}
 
 
-def reference_columns(refs: Sequence[dict[str, Any]], tasks: Sequence[str], domains: dict[str, list[str]]) -> list[dict]:
+def reference_columns(
+    refs: Sequence[dict[str, Any]], tasks: Sequence[str], domains: dict[str, list[str]]
+) -> list[dict[str, Any]]:
     """Published values for the displayed rows: tasks, domain averages (only where the run has the domain's full
     benchmark task set, as the paper's averages do) and the HARES score (only with all 12 tasks)."""
     from hares.tasks import get_task
@@ -194,11 +199,12 @@ def _markdown_paired(results: dict[str, Any]) -> list[str]:
              f"the two-sided p-value and the Holm-adjusted p ({stats['correction']}); significant at "
              f"{stats['alpha']:g} after adjustment. Figure: `paired.png`; all tests: `paired.csv`.", ""]  # fmt: skip
     for (a, b), tests in itertools.groupby(paired, key=lambda t: (t["a"], t["b"])):
-        lines += [f"### {a} vs {b}", "", "| | a − b | interval | p | p (Holm) | significant |", "|---|---|---|---|---|---|"]
+        lines += [f"### {a} vs {b}", "", "| | a − b | interval | p | p (Holm) | significant |", "|---" * 6 + "|"]
         for t in tests:
             mark = f"yes: {t['winner']}" if t["significant"] else "no"
-            lines.append(f"| {_target_name(t['target'])} | {t['diff']:+.1f} | [{t['ci_low']:+.1f}, {t['ci_high']:+.1f}] "
-                         f"| {t['p']:.2g} | {t['p_holm']:.2g} | {mark} |")  # fmt: skip
+            ci = f"[{t['ci_low']:+.1f}, {t['ci_high']:+.1f}]"
+            lines.append(f"| {_target_name(t['target'])} | {t['diff']:+.1f} | {ci} | {t['p']:.2g} | {t['p_holm']:.2g} "
+                         f"| {mark} |")  # fmt: skip
         lines.append("")
     return lines[:-1]
 

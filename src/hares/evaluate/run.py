@@ -202,8 +202,8 @@ def evaluate_task(
                              progress=bar.update)  # fmt: skip
         bar.update(sum(cfg.max_epochs - s["epochs_run"] for s in result["seeds"]))
         sizes = {s: len(data[s][0]) for s in data}
-        fold_predictions.append(FoldPredictions(fold or "", data["test"][1].numpy(), np.stack(result.pop("test_logits")),
-                                                np.array(test_ids, dtype=str)))  # fmt: skip
+        logits = np.stack(result.pop("test_logits"))  # (S, N_test, C)
+        fold_predictions.append(FoldPredictions(fold or "", data["test"][1].numpy(), logits, np.array(test_ids, str)))
         fold_results.append({"fold": fold, "sizes": sizes, **result})
     bar.close()
     per_seed = 100 * np.mean([[s["test"] for s in f["seeds"]] for f in fold_results], axis=0)  # (seeds,)
@@ -269,7 +269,8 @@ def run_eval(
     Writes `report.csv`, `report.md`, `report.png`, `paired.csv`, `paired.png`, `results.json` and the per-clip
     test predictions (`predictions/*.npz`) into `out` (if given) and returns the results dict. Intervals and
     paired tests use `resamples` bootstrap replicates drawn from `stats_seed`; `compare` names published reference
-    rows (`paper:SF_NFNET_F0`, see `hares references`) shown beside the encoders. Embeddings are cached under `cache_dir` (default `$HARES_CACHE` or ~/.cache/hares/embeddings).
+    rows (`paper:SF_NFNET_F0`, see `hares references`) shown beside the encoders. Embeddings are cached under
+    `cache_dir` (default `$HARES_CACHE` or ~/.cache/hares/embeddings).
     """
     from hares.evaluate.references import get_reference
     from hares.evaluate.report import write_report

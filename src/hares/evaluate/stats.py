@@ -34,13 +34,12 @@ import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from hares.evaluate.metrics import average_precision, domain_averages, hares_score
+from hares.evaluate.metrics import average_precision, domain_averages
 from hares.io import atomic_path
 
 DEFAULT_RESAMPLES = 1000
