@@ -1,22 +1,23 @@
 """How sure a score is: bootstrap confidence intervals and paired tests from the per-clip test predictions.
 
-The method (docs/STATISTICS.md):
+The method (docs/STATISTICS.md has the reasoning and the measured coverage):
 
 - **Test clips.** A replicate draws, for every fold of a task, as many clips as the fold's test split holds, with
   replacement, from that fold's test clips (ESC-50: the 400 clips of each of its 5 folds, so the 2,000 clips of
   all folds; mAP tasks resample clips with all their labels). The metric is computed on the drawn clips: accuracy
-  as counts @ correct, mAP as the AP of the count-weighted clip set (`metrics.average_precision(weights=...)`,
+  as counts @ correct, mAP as the AP of the count-weighted clip set (`metrics.weighted_ap`, one sort per seed,
   identical to scikit-learn on the clips repeated), so no Python loop runs per replicate.
-- **Probe seeds.** The replicate also draws the probe seeds with replacement (a two-level bootstrap), so the
-  interval covers retraining the probe as well as the finite test set. Replicate = mean over the drawn seeds of
-  the mean over folds, which is how the task score itself is formed.
+- **Probe seeds.** Per-seed scores differ by the seed's own effect and by clip noise; the clip bootstrap of the
+  seed-mean score covers the noise, and the seed effect's variance (s^2 over seeds minus the clip-noise part, the
+  random-effects ANOVA estimate) is added as sqrt(var / S) * Student-t(S - 1) draws, because it is estimated from
+  S (often 3) seeds.
 - **Aggregates.** Every task's test set is resampled in each replicate (they are independent), so the domain
   averages and the HARES score have replicates, hence intervals.
 - **Intervals.** Percentile intervals of the replicates (95% by default).
-- **Paired tests.** Two encoders are compared on the same drawn clips (their seed draws are independent): the
-  replicate differences give the difference's interval, and the p-value is 2 * Phi(-|d| / sd*) with sd* the
-  replicates' standard deviation (a paired bootstrap z-test, not limited to 1/resamples). All paired tests of a
-  report form one family, corrected with Holm's step-down method.
+- **Paired tests.** Two encoders are compared on the same drawn clips: the variance of their difference is the
+  paired clip-bootstrap variance plus both seed variances, tested with Welch-Satterthwaite t (p-values are not
+  limited to 1/resamples, which matters after a multiple-comparison correction). All paired tests of a report
+  form one family, corrected with Holm's step-down method.
 - **Determinism.** Clip draws are keyed by (seed, task, fold, size) and seed draws by (seed, task, encoder), so a
   result does not depend on which other encoders are in the run: merging runs reproduces a joint run.
 
@@ -39,7 +40,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from hares.evaluate.metrics import average_precision, domain_averages
+from hares.evaluate.metrics import ap_plan, domain_averages, weighted_ap
 from hares.io import atomic_path
 
 DEFAULT_RESAMPLES = 1000
@@ -48,7 +49,7 @@ CONFIDENCE = 0.95
 ALPHA = 0.05
 SMALL_TEST = 100  # fewer test clips than this: the interval is wide and the bootstrap itself is rough
 DRAW_BUDGET = 1 << 22  # clip draws generated per block (fixed, so draws do not depend on memory settings)
-WORK_BUDGET = 1 << 23  # elements per block of the weighted-AP computation (B_block * N * C)
+WORK_BUDGET = 1 << 21  # elements per block of the weighted-AP computation (B_block * N * C)
 METHOD = (
     "score intervals: percentile bootstrap over test clips (stratified by fold; mAP resamples clips) of the "
     "seed-mean score, plus the probe-seed spread (s^2/S, Student t with S-1 df); aggregates resample every task "
@@ -149,11 +150,12 @@ def fold_scores(fold: FoldPredictions, metric: str, weights: np.ndarray) -> np.n
     block = max(1, WORK_BUDGET // max(1, n * c))
     out = np.empty((s_count, len(weights)))
     targets = torch.from_numpy(np.ascontiguousarray(fold.targets))
+    w = w.float()  # counts are exact in float32; AP to ~1e-7
     for s in range(s_count):
-        scores = torch.from_numpy(np.ascontiguousarray(fold.logits[s]))
+        plan = ap_plan(torch.from_numpy(np.ascontiguousarray(fold.logits[s])), targets)  # one sort per seed
         for i in range(0, len(weights), block):
-            ap = average_precision(scores, targets, w[i : i + block])  # (b, C)
-            out[s, i : i + block] = torch.nanmean(ap, dim=1).numpy()
+            ap = weighted_ap(plan, w[i : i + block])  # (b, C)
+            out[s, i : i + block] = torch.nanmean(ap.double(), dim=1).numpy()
     return out
 
 
