@@ -25,7 +25,7 @@ import torch
 import hares
 from hares.audio import FRONTEND_CONFIG
 from hares.evaluate.embed import ClipPolicy, EmbeddingCache, extract
-from hares.evaluate.encoders import Encoder, load_encoder
+from hares.evaluate.encoders import EvalEncoder, load_encoder
 from hares.evaluate.metrics import domain_averages, hares_score
 from hares.evaluate.probe import ProbeConfig, targets_for, train_probe
 from hares.evaluate.stats import DEFAULT_RESAMPLES, DEFAULT_SEED, FoldPredictions, TaskPredictions, check_test_targets
@@ -160,7 +160,7 @@ def _check_bad(task: str, fold: str, split: str, indices: np.ndarray, cache: Emb
 
 
 def evaluate_task(
-    encoder: Encoder,
+    encoder: EvalEncoder,
     spec: Any,
     clips: Sequence[Any],
     protocol: Protocol,
@@ -249,7 +249,7 @@ def evaluate_task(
 
 
 def run_eval(
-    encoders: Sequence[str | Encoder],
+    encoders: Sequence[str | EvalEncoder],
     tasks: str | Sequence[Any],
     data_root: str | os.PathLike | None = None,
     out: str | os.PathLike | None = None,
@@ -264,7 +264,7 @@ def run_eval(
     compare: Sequence[str] = (),
     **overrides: Any,
 ) -> dict[str, Any]:
-    """Evaluate `encoders` (specs `[LABEL=]SPEC` or `Encoder`s) on `tasks` (names, `csv:PATH`, "all").
+    """Evaluate `encoders` (specs `[LABEL=]SPEC` or encoders) on `tasks` (names, `csv:PATH`, "all").
 
     Writes `report.csv`, `report.md`, `report.png`, `paired.csv`, `paired.png`, `results.json` and the per-clip
     test predictions (`predictions/*.npz`) into `out` (if given) and returns the results dict. Intervals and
@@ -311,6 +311,7 @@ def run_eval(
             "manifest_hash": manifest_hash(clips),
             "num_clips": len(clips),
             "clips_per_split": dict(sorted(counts.items())),
+            "manifest_report": getattr(clips, "report", {}),  # what the adapter counted, skipped, found straddling
         }
 
     if missing:
@@ -326,7 +327,7 @@ def run_eval(
     }
     labels = []
     for enc in encoders:
-        encoder = enc if isinstance(enc, Encoder) else load_encoder(enc)
+        encoder = load_encoder(enc) if isinstance(enc, str) else enc
         info = encoder.info
         if info.label in labels:
             raise ValueError(f"two encoders are labelled {info.label!r}; name them with LABEL=SPEC")
