@@ -258,9 +258,10 @@ def task_replicates(
 
 
 def interval(replicates: np.ndarray, confidence: float = CONFIDENCE) -> tuple[float, float]:
-    """Percentile interval of bootstrap replicates."""
+    """Percentile interval of bootstrap replicates of a score in percent (kept inside [0, 100]: the seed term's
+    t draws are unbounded, a score is not)."""
     tail = 100 * (1 - confidence) / 2
-    lo, hi = np.nanpercentile(replicates, [tail, 100 - tail])
+    lo, hi = np.clip(np.nanpercentile(replicates, [tail, 100 - tail]), 0.0, 100.0)
     return float(lo), float(hi)
 
 
@@ -277,8 +278,8 @@ def paired_test(diff: float, reps: Replicates, confidence: float = CONFIDENCE) -
         return {"se": 0.0, "df": df, "p": p, "ci_low": diff, "ci_high": diff}
     se = math.sqrt(var)
     half = float(st.t.ppf(0.5 + confidence / 2, df)) * se
-    return {"se": se, "df": df, "p": float(2 * st.t.sf(abs(diff) / se, df)), "ci_low": diff - half,
-            "ci_high": diff + half}  # fmt: skip
+    return {"se": se, "df": df, "p": float(2 * st.t.sf(abs(diff) / se, df)), "ci_low": max(-100.0, diff - half),
+            "ci_high": min(100.0, diff + half)}  # fmt: skip
 
 
 def holm(p_values: Sequence[float]) -> list[float]:
@@ -364,7 +365,7 @@ def compute_stats(
         "alpha": alpha,
         "correction": f"Holm step-down over all {len(paired)} paired tests of this report",
         "paired": paired,
-        "notes": list(dict.fromkeys(notes)),
+        "notes": sorted(dict.fromkeys(notes), key=lambda n: "one probe seed" in n),  # task notes first
     }
     return results
 
