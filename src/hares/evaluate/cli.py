@@ -23,11 +23,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--tasks", required=True, help="comma-separated task names, csv:PATH for custom tasks, or all")
     p.add_argument("--data-root", default=None, help="folder holding the datasets (see `hares tasks`)")
-    p.add_argument("--out", required=True, help="output folder for the report")
+    p.add_argument("--out", default=None, help="output folder for the report (required unless --plan)")
     p.add_argument("--cache-dir", default=None, help="embedding cache (default $HARES_CACHE or ~/.cache/hares)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     p.add_argument("--batch-size", type=int, default=32, help="windows per encoder batch (default 32)")
     p.add_argument("--workers", type=int, default=2, help="audio decoding workers (default 2)")
+    p.add_argument(
+        "--precision",
+        choices=("fp32", "bf16", "fp16"),
+        default="fp32",
+        help="network precision: fp32, or bf16/fp16 autocast (changes embeddings; part of the cache key)",
+    )
+    p.add_argument(
+        "--plan",
+        action="store_true",
+        help="print per task the clips, audio hours and estimated extraction and probe time; run nothing",
+    )
     p.add_argument("--seeds", default=None, help="probe seeds, e.g. 0,1,2 (default: the protocol's 3 seeds)")
     p.add_argument(
         "--set",
@@ -65,12 +76,23 @@ def cmd_eval(args: argparse.Namespace) -> int:
         overrides = parse_overrides(args.set)
         if args.seeds:
             overrides["seeds"] = tuple(int(s) for s in args.seeds.split(","))
-        results = run_eval(args.encoder, args.tasks, data_root=args.data_root, out=args.out, cache_dir=args.cache_dir,
-                           device=args.device, batch_size=args.batch_size, num_workers=args.workers,
-                           progress=not args.no_progress, **overrides)  # fmt: skip
+        common = dict(data_root=args.data_root, cache_dir=args.cache_dir, device=args.device,
+                      batch_size=args.batch_size, precision=args.precision)  # fmt: skip
+        if args.plan:
+            from hares.evaluate.plan import plan_eval, render_plan
+
+            print(render_plan(plan_eval(args.encoder, args.tasks, progress=not args.no_progress, **common,
+                                        **overrides)))  # fmt: skip
+            return 0
+        if args.out is None:
+            raise ValueError("--out is required (or --plan to only estimate the run)")
+        results = run_eval(args.encoder, args.tasks, out=args.out, num_workers=args.workers,
+                           progress=not args.no_progress, **common, **overrides)  # fmt: skip
     except (BadAudioError, FileNotFoundError, KeyError, TypeError, ValueError) as e:
         print(f"hares eval: error: {e}", file=sys.stderr)
         return 2
+    if results is None:  # a torchrun rank other than 0: it extracted its shards; rank 0 reports
+        return 0
     from hares.evaluate.report import render_markdown
 
     print(render_markdown(results).split("\n\n## ")[0])

@@ -24,7 +24,7 @@ import torch
 
 import hares
 from hares.audio import FRONTEND_CONFIG
-from hares.evaluate.embed import ClipPolicy, EmbeddingCache, extract
+from hares.evaluate.embed import ClipPolicy, EmbeddingCache, ShardsPending, check_precision, extract
 from hares.evaluate.encoders import Encoder, load_encoder
 from hares.evaluate.metrics import domain_averages, hares_score
 from hares.evaluate.probe import ProbeConfig, targets_for, train_probe
@@ -168,13 +168,16 @@ def evaluate_task(
     batch_size: int,
     num_workers: int,
     progress: bool,
+    precision: str = "fp32",
+    shard_size: int = 1024,
 ) -> dict[str, Any]:
     """Embed one task with one encoder (cached) and run its probe(s); scores in percent."""
     from tqdm.auto import tqdm
 
     label = encoder.info.label
     cache = extract(encoder, clips, cache_dir, protocol.policy, batch_size=batch_size, num_workers=num_workers,
-                    device=device, progress=progress, desc=f"embed {label} / {spec.name}")  # fmt: skip
+                    device=device, progress=progress, desc=f"embed {label} / {spec.name}",
+                    precision=precision, shard_size=shard_size)  # fmt: skip
     classes = spec.classes(list(clips))
     index = {(c.path, c.start, c.end): i for i, c in reversed(list(enumerate(clips)))}
     folds = spec.splits(list(clips))
@@ -210,6 +213,7 @@ def evaluate_task(
         "num_classes": len(classes),
         "probe": spec.probe,
         "cache_key": cache.key,
+        "precision": precision,
         "bad_files": sorted(cache.bad.values()),
         "folds": [
             {
@@ -250,18 +254,27 @@ def run_eval(
     batch_size: int = 32,
     num_workers: int = 2,
     progress: bool = True,
+    precision: str = "fp32",
+    shard_size: int = 1024,
     **overrides: Any,
-) -> dict[str, Any]:
+) -> dict[str, Any] | None:
     """Evaluate `encoders` (specs `[LABEL=]SPEC` or `Encoder`s) on `tasks` (names, `csv:PATH`, "all").
 
     Writes `report.csv`, `report.md`, `report.png` and `results.json` into `out` (if given) and returns the
     results dict. Embeddings are cached under `cache_dir` (default `$HARES_CACHE` or ~/.cache/hares/embeddings).
+    `precision`: "fp32", or "bf16" / "fp16" autocast for the networks (recorded; part of the cache key).
+    Under torchrun (RANK / WORLD_SIZE set) every rank extracts its share of the shards, and rank 0 probes and
+    reports; the other ranks return None (see `_extract_distributed`).
     """
     from hares.evaluate.report import write_report
     from hares.tasks import get_task, list_tasks
 
     protocol = Protocol.with_overrides(**overrides)
+    check_precision(precision)
+    rank, world = _torchrun_rank()
     dev = _resolve_device(device)
+    if world > 1 and dev.type == "cuda":
+        dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
     cache = Path(cache_dir or os.environ.get("HARES_CACHE") or Path.home() / ".cache" / "hares" / "embeddings")
     specs = [t if not isinstance(t, str) else get_task(t) for t in _task_list(tasks)]
     names = [s.name for s in specs]
@@ -296,9 +309,16 @@ def run_eval(
 
     if missing:
         raise FileNotFoundError(f"{len(missing)} task(s) have no data (see `hares tasks`):\n  " + "\n  ".join(missing))
+    if world > 1:
+        _extract_distributed(encoders, specs, manifests, protocol, cache, dev, batch_size, num_workers, progress,
+                             precision, shard_size, rank, world)  # fmt: skip
+        if rank != 0:
+            return None
     results: dict[str, Any] = {
         **provenance(),
         "device": str(dev) + (f" ({torch.cuda.get_device_name(dev)})" if dev.type == "cuda" else ""),
+        "precision": precision,
+        "extraction_ranks": world,
         "protocol": protocol.as_dict(),
         "cache_dir": str(cache),
         "encoders": {},
@@ -316,7 +336,16 @@ def run_eval(
         for spec in specs:
             results["results"].append(
                 evaluate_task(
-                    encoder, spec, manifests[spec.name], protocol, cache, dev, batch_size, num_workers, progress
+                    encoder,
+                    spec,
+                    manifests[spec.name],
+                    protocol,
+                    cache,
+                    dev,
+                    batch_size,
+                    num_workers,
+                    progress,
+                    precision,
                 )  # fmt: skip
             )
         del encoder
@@ -333,3 +362,55 @@ def run_eval(
     if out is not None:
         write_report(results, out)
     return results
+
+
+def _torchrun_rank() -> tuple[int, int]:
+    """(RANK, WORLD_SIZE) from torchrun's environment; (0, 1) for a plain process."""
+    try:
+        return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+    except ValueError as e:
+        raise ValueError(f"RANK / WORLD_SIZE must be integers (torchrun sets them): {e}") from None
+
+
+def _extract_distributed(
+    encoders: Sequence[str | Encoder],
+    specs: Sequence[Any],
+    manifests: dict[str, Any],
+    protocol: Protocol,
+    cache: Path,
+    device: torch.device,
+    batch_size: int,
+    num_workers: int,
+    progress: bool,
+    precision: str,
+    shard_size: int,
+    rank: int,
+    world: int,
+) -> None:
+    """`torchrun --nproc_per_node=N -m hares eval ...`: every rank embeds shards rank, rank + N, ... of every
+    (encoder, task); after a barrier rank 0 marks the cache entries done and goes on to probe (the caches are then
+    complete, so its normal pass recomputes nothing). A gloo group carries only the barriers, so it works on CPU
+    and GPU alike; its timeout is a day, since ranks wait for the slowest one."""
+    import datetime
+
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group("gloo", timeout=datetime.timedelta(days=1))
+    for enc in encoders:
+        encoder = enc if isinstance(enc, Encoder) else load_encoder(enc)
+        for spec in specs:
+            label = encoder.info.label
+            kw = dict(batch_size=batch_size, num_workers=num_workers, device=device, shard_size=shard_size,
+                      precision=precision)  # fmt: skip
+            try:
+                extract(encoder, manifests[spec.name], cache, protocol.policy, progress=progress and rank == 0,
+                        desc=f"embed {label} / {spec.name} (rank {rank}/{world})", rank=rank, world_size=world,
+                        **kw)  # fmt: skip
+            except ShardsPending:
+                pass
+            dist.barrier()
+            if rank == 0:
+                extract(encoder, manifests[spec.name], cache, protocol.policy, progress=False, **kw)
+        del encoder
+    dist.barrier()
