@@ -100,6 +100,17 @@ def cache_key(encoder_fingerprint: str, policy: ClipPolicy, clips_hash: str, pre
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
+def cache_entry(
+    encoder: torch.nn.Module,
+    clips: Sequence[Clip],
+    cache_root: str | os.PathLike,
+    policy: ClipPolicy = ClipPolicy(),
+    precision: str = "fp32",
+) -> Path:
+    """The folder `extract` fills for these arguments (finished once it holds `.done`)."""
+    return Path(cache_root) / cache_key(encoder.info.fingerprint(), policy, manifest_hash(clips), precision)
+
+
 def load_clip(clip: Clip, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """Decode a clip (or its start/end segment) to float32 mono at `sample_rate`."""
     wav = load_audio(clip.path, sample_rate)
@@ -230,8 +241,7 @@ def extract(
     `precision`: "fp32", or "bf16" / "fp16" autocast for the network (part of the cache key).
     """
     info = encoder.info
-    key = cache_key(info.fingerprint(), policy, manifest_hash(clips), precision)
-    path = Path(cache_root) / key
+    path = cache_entry(encoder, clips, cache_root, policy, precision)
     if (path / ".done").exists():
         return EmbeddingCache(path)
     path.mkdir(parents=True, exist_ok=True)
