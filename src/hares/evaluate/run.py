@@ -25,7 +25,7 @@ import torch
 import hares
 from hares.audio import FRONTEND_CONFIG
 from hares.evaluate.embed import ClipPolicy, EmbeddingCache, ShardsPending, check_precision, extract
-from hares.evaluate.encoders import Encoder, load_encoder
+from hares.evaluate.encoders import EvalEncoder, load_encoder
 from hares.evaluate.metrics import domain_averages, hares_score
 from hares.evaluate.probe import ProbeConfig, targets_for, train_probe
 
@@ -159,7 +159,7 @@ def _check_bad(task: str, fold: str, split: str, indices: np.ndarray, cache: Emb
 
 
 def evaluate_task(
-    encoder: Encoder,
+    encoder: EvalEncoder,
     spec: Any,
     clips: Sequence[Any],
     protocol: Protocol,
@@ -244,7 +244,7 @@ def evaluate_task(
 
 
 def run_eval(
-    encoders: Sequence[str | Encoder],
+    encoders: Sequence[str | EvalEncoder],
     tasks: str | Sequence[Any],
     data_root: str | os.PathLike | None = None,
     out: str | os.PathLike | None = None,
@@ -258,7 +258,7 @@ def run_eval(
     shard_size: int = 1024,
     **overrides: Any,
 ) -> dict[str, Any] | None:
-    """Evaluate `encoders` (specs `[LABEL=]SPEC` or `Encoder`s) on `tasks` (names, `csv:PATH`, "all").
+    """Evaluate `encoders` (specs `[LABEL=]SPEC` or encoders) on `tasks` (names, `csv:PATH`, "all").
 
     Writes `report.csv`, `report.md`, `report.png` and `results.json` into `out` (if given) and returns the
     results dict. Embeddings are cached under `cache_dir` (default `$HARES_CACHE` or ~/.cache/hares/embeddings).
@@ -327,7 +327,7 @@ def run_eval(
     }
     labels = []
     for enc in encoders:
-        encoder = enc if isinstance(enc, Encoder) else load_encoder(enc)
+        encoder = load_encoder(enc) if isinstance(enc, str) else enc
         info = encoder.info
         if info.label in labels:
             raise ValueError(f"two encoders are labelled {info.label!r}; name them with LABEL=SPEC")
@@ -373,7 +373,7 @@ def _torchrun_rank() -> tuple[int, int]:
 
 
 def _extract_distributed(
-    encoders: Sequence[str | Encoder],
+    encoders: Sequence[str | EvalEncoder],
     specs: Sequence[Any],
     manifests: dict[str, Any],
     protocol: Protocol,
@@ -398,7 +398,7 @@ def _extract_distributed(
     if not dist.is_initialized():
         dist.init_process_group("gloo", timeout=datetime.timedelta(days=1))
     for enc in encoders:
-        encoder = enc if isinstance(enc, Encoder) else load_encoder(enc)
+        encoder = load_encoder(enc) if isinstance(enc, str) else enc
         for spec in specs:
             label = encoder.info.label
             kw = dict(batch_size=batch_size, num_workers=num_workers, device=device, shard_size=shard_size,
