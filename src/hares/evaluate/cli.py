@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import ast
 import sys
 
 
@@ -34,7 +33,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="override a protocol value, e.g. --set max_epochs=50 --set lrs=(1e-3,)",
+        help="override a protocol value (checked: type, range, non-empty tuples), e.g. --set max_epochs=50 "
+        "--set lrs=(1e-3,); batch_size here is the probe's minibatch; `--set help` lists every setting",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_eval)  # fmt: skip
@@ -45,37 +45,115 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def parse_overrides(items: list[str]) -> dict:
-    """`KEY=VALUE` strings -> {key: literal value} (strings are kept when not a Python literal)."""
-    out = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ValueError(f"--set {item!r}: expected KEY=VALUE")
+    """`KEY=VALUE` strings -> {key: literal value} (a bare word stays a string); checked by `Protocol`."""
+    from hares.schema import parse_assignments
+
+    return parse_assignments(items)
+
+
+def check_device(text: str) -> str:
+    """`auto`, `cpu`, `cuda`, `cuda:N` or `mps`, available on this machine; else OptionError (one line)."""
+    import torch
+
+    from hares.schema import OptionError
+
+    if text == "auto":
+        return text
+    try:
+        dev = torch.device(text)
+    except (RuntimeError, ValueError):
+        raise OptionError(f"--device {text!r}: not a device; use auto, cpu, cuda, cuda:N or mps") from None
+    if dev.type == "cuda":
+        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if n == 0:
+            raise OptionError(f"--device {text}: CUDA is not available on this machine")
+        if dev.index is not None and dev.index >= n:
+            raise OptionError(f"--device {text}: this machine has {n} CUDA device(s)")
+    elif dev.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise OptionError(f"--device {text}: MPS is not available on this machine")
+    elif dev.type != "cpu":
+        raise OptionError(f"--device {text!r}: hares runs on auto, cpu, cuda, cuda:N or mps")
+    return text
+
+
+def _check_checkpoints(encoders: list[str]) -> None:
+    """Validate every `[NAME:]PATH.safetensors` encoder's file (metadata, shapes, finite weights) up front."""
+    from pathlib import Path
+
+    from hares.evaluate.encoders import parse_encoder_arg, split_options
+    from hares.models import check_checkpoint
+
+    for arg in encoders:
+        base, _ = split_options(parse_encoder_arg(arg)[1])
+        name, path = base.split(":", 1) if ":" in base and not Path(base).exists() else (None, base)
+        if path.endswith(".safetensors"):
+            check_checkpoint(path, name or None)
+
+
+def prepare_eval(args: argparse.Namespace):
+    """Everything `hares eval` can check before any compute: returns the Protocol; raises one-line errors."""
+    from hares.evaluate.run import Protocol
+    from hares.io import check_output_dir
+    from hares.schema import OptionError
+
+    overrides = parse_overrides(args.set)
+    if args.seeds is not None:
         try:
-            out[key.strip()] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            out[key.strip()] = value
-    return out
+            overrides["seeds"] = tuple(int(s) for s in args.seeds.split(","))
+        except ValueError:
+            raise OptionError(f"--seeds {args.seeds!r}: expected comma-separated integers, e.g. 0,1,2") from None
+    if args.batch_size < 1:
+        raise OptionError(f"--batch-size {args.batch_size}: must be >= 1")
+    if args.workers < 0:
+        raise OptionError(f"--workers {args.workers}: must be >= 0")
+    protocol = Protocol.with_overrides(**overrides)
+    check_device(args.device)
+    check_output_dir(args.out, "--out")
+    if args.cache_dir is not None:
+        check_output_dir(args.cache_dir, "--cache-dir")
+    _check_checkpoints(args.encoder)
+    return protocol
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    from hares.cli import error_line
     from hares.evaluate.run import BadAudioError, run_eval
 
+    if args.set == ["help"]:
+        from hares.evaluate.run import Protocol
+        from hares.schema import help_text
+
+        specs, fixed = Protocol.settings()
+        print(f"hares eval --set KEY=VALUE accepts:\n{help_text(specs)}\nrecorded but fixed: {', '.join(fixed)}")
+        return 0
     try:
-        overrides = parse_overrides(args.set)
-        if args.seeds:
-            overrides["seeds"] = tuple(int(s) for s in args.seeds.split(","))
+        protocol = prepare_eval(args)
         results = run_eval(args.encoder, args.tasks, data_root=args.data_root, out=args.out, cache_dir=args.cache_dir,
                            device=args.device, batch_size=args.batch_size, num_workers=args.workers,
-                           progress=not args.no_progress, **overrides)  # fmt: skip
-    except (BadAudioError, FileNotFoundError, KeyError, TypeError, ValueError) as e:
-        print(f"hares eval: error: {e}", file=sys.stderr)
+                           progress=not args.no_progress, protocol=protocol)  # fmt: skip
+    except (BadAudioError, OSError, KeyError, TypeError, ValueError) as e:
+        print(f"hares eval: error: {error_line(e)}", file=sys.stderr)
         return 2
     from hares.evaluate.report import render_markdown
 
     print(render_markdown(results).split("\n\n## ")[0])
+    print_skipped(results)
     print(f"\nreport: {args.out}/report.md, report.csv, report.png, results.json")
     return 0
+
+
+def print_skipped(results: dict, show: int = 3) -> None:
+    """One line per task whose unreadable files were skipped (the first few named; all are in results.json)."""
+    by_task: dict[str, set[str]] = {}
+    for r in results["results"]:
+        by_task.setdefault(r["task"], set()).update(r.get("bad_files", []))
+    for task, bad in by_task.items():
+        if bad:
+            names = sorted(bad)
+            more = f" and {len(names) - show} more" if len(names) > show else ""
+            print(f"\n{task}: skipped {len(names)} unreadable file(s) (listed in results.json): "
+                  f"{'; '.join(names[:show])}{more}")  # fmt: skip
 
 
 def cmd_tasks(args: argparse.Namespace) -> int:

@@ -27,7 +27,7 @@ import math
 import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +47,7 @@ from hares.audio import (
 )
 from hares.data.manifest import Clip, manifest_hash, write_manifest
 from hares.io import atomic_path, write_json
+from hares.schema import Float, OptionError
 
 CACHE_VERSION = 1
 
@@ -55,10 +56,15 @@ CACHE_VERSION = 1
 class ClipPolicy:
     """PROTOCOL section 2: whole clip up to `window_s`, else consecutive windows, embeddings averaged."""
 
-    sample_rate: int = SAMPLE_RATE
-    window_s: float = EVAL_WINDOW_S
-    min_last_s: float = EVAL_MIN_LAST_S
-    pooling: str = "mean_over_windows"
+    # the frontend's input rate and the pooling are what the code does: recorded, not settable
+    sample_rate: int = field(default=SAMPLE_RATE, metadata={"fixed": True})
+    window_s: float = field(default=EVAL_WINDOW_S, metadata={"spec": Float(ge=0.1, le=3600)})
+    min_last_s: float = field(default=EVAL_MIN_LAST_S, metadata={"spec": Float(ge=0.03, le=3600)})
+    pooling: str = field(default="mean_over_windows", metadata={"fixed": True})
+
+    def __post_init__(self) -> None:
+        if self.min_last_s > self.window_s:
+            raise OptionError(f"min_last_s ({self.min_last_s}) must not exceed window_s ({self.window_s})")
 
 
 def cache_key(encoder_fingerprint: str, policy: ClipPolicy, clips_hash: str) -> str:

@@ -28,6 +28,8 @@ from hares.evaluate.embed import ClipPolicy, EmbeddingCache, extract
 from hares.evaluate.encoders import EvalEncoder, load_encoder
 from hares.evaluate.metrics import domain_averages, hares_score
 from hares.evaluate.probe import ProbeConfig, targets_for, train_probe
+from hares.io import check_output_dir
+from hares.schema import Float, check_overrides, fixed_fields, settable_fields
 
 DEFAULT_MAX_BAD_FRACTION = 0.01
 PACKAGES = ("torch", "numpy", "scipy", "scikit-learn", "soundfile", "soxr", "safetensors", "timm", "matplotlib")
@@ -46,26 +48,25 @@ class Protocol:
     max_bad_fraction: float = DEFAULT_MAX_BAD_FRACTION
 
     @classmethod
+    def settings(cls) -> tuple[dict[str, Any], list[str]]:
+        """({name: spec} of every overridable protocol value, [names that are recorded but fixed])."""
+        specs = {**settable_fields(ProbeConfig), **settable_fields(ClipPolicy)}
+        specs["max_bad_fraction"] = Float(ge=0, le=1)
+        return specs, [*fixed_fields(ProbeConfig), *fixed_fields(ClipPolicy)]
+
+    @classmethod
     def with_overrides(cls, **overrides: Any) -> Protocol:
-        descriptive = ("weight_decay_mode", "standardize")  # record what the code does; not settings
-        probe_fields = {f.name: f for f in dataclasses.fields(ProbeConfig) if f.name not in descriptive}
-        policy_fields = {f.name: f for f in dataclasses.fields(ClipPolicy)}
-        probe_kw, policy_kw, extra = {}, {}, {}
-        for key, value in overrides.items():
-            if key in probe_fields:
-                default = getattr(ProbeConfig(), key)
-                if isinstance(default, tuple):
-                    probe_kw[key] = tuple(value) if isinstance(value, (list, tuple)) else (value,)
-                else:
-                    probe_kw[key] = type(default)(value)
-            elif key in policy_fields:
-                policy_kw[key] = type(getattr(ClipPolicy(), key))(value)
-            elif key == "max_bad_fraction":
-                extra[key] = float(value)
-            else:
-                known = sorted([*probe_fields, *policy_fields, "max_bad_fraction"])
-                raise TypeError(f"unknown protocol setting {key!r}; choose from: {', '.join(known)}")
-        return cls(ProbeConfig(**probe_kw), ClipPolicy(**policy_kw), **extra)
+        """The protocol with values overridden, each checked (type, range, non-empty tuples; hares.schema).
+
+        Raises `OptionError` (a ValueError) in one line for an unknown or fixed name or a bad value."""
+        specs, fixed = cls.settings()
+        checked = check_overrides(overrides, specs, fixed, what="protocol setting")
+        probe_names = {f.name for f in dataclasses.fields(ProbeConfig)}
+        policy_names = {f.name for f in dataclasses.fields(ClipPolicy)}
+        probe = ProbeConfig(**{k: v for k, v in checked.items() if k in probe_names})
+        policy = ClipPolicy(**{k: v for k, v in checked.items() if k in policy_names})
+        extra = {k: v for k, v in checked.items() if k not in probe_names | policy_names}
+        return cls(probe, policy, **extra)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -156,6 +157,21 @@ def _check_bad(task: str, fold: str, split: str, indices: np.ndarray, cache: Emb
             f"{where}: {len(bad)} of {len(indices)} clips ({100 * len(bad) / len(indices):.1f}%) could not be "
             f"decoded, more than the {100 * limit:g}% allowed (max_bad_fraction):\n  {listing}{more}"
         )
+
+
+def check_splits(spec: Any, clips: Sequence[Any]) -> None:
+    """Raise ValueError (naming the task) unless every fold has train, valid and test clips."""
+    counts: dict[str, int] = {}
+    for c in clips:
+        counts[c.split] = counts.get(c.split, 0) + 1
+    for fold, sets in spec.splits(list(clips)):
+        empty = [s for s in ("train", "valid", "test") if not sets.get(s)]
+        if empty:
+            where = f"{spec.name}{' fold ' + fold if fold else ''}"
+            raise ValueError(
+                f"{where}: no {'/'.join(empty)} clips; a task needs train, valid and test (clips per split: "
+                f"{dict(sorted(counts.items()))})"
+            )
 
 
 def evaluate_task(
@@ -250,6 +266,7 @@ def run_eval(
     batch_size: int = 32,
     num_workers: int = 2,
     progress: bool = True,
+    protocol: Protocol | None = None,
     **overrides: Any,
 ) -> dict[str, Any]:
     """Evaluate `encoders` (specs `[LABEL=]SPEC` or encoders) on `tasks` (names, `csv:PATH`, "all").
@@ -260,7 +277,11 @@ def run_eval(
     from hares.evaluate.report import write_report
     from hares.tasks import get_task, list_tasks
 
-    protocol = Protocol.with_overrides(**overrides)
+    if protocol is not None and overrides:
+        raise TypeError(f"pass protocol= or protocol overrides {sorted(overrides)}, not both")
+    protocol = protocol or Protocol.with_overrides(**overrides)
+    if out is not None:
+        check_output_dir(out, "out")  # before any compute: a bad --out must not cost a whole evaluation
     dev = _resolve_device(device)
     cache = Path(cache_dir or os.environ.get("HARES_CACHE") or Path.home() / ".cache" / "hares" / "embeddings")
     specs = [t if not isinstance(t, str) else get_task(t) for t in _task_list(tasks)]
@@ -277,6 +298,7 @@ def run_eval(
         except FileNotFoundError as e:
             missing.append(str(e))
             continue
+        check_splits(spec, clips)  # before any clip is embedded
         manifests[spec.name] = clips
         counts: dict[str, int] = {}
         for c in clips:
