@@ -5,18 +5,23 @@ windows (`hares.audio.eval_windows`) and the window embeddings are averaged.
 
 Batching never mixes lengths: windows are bucketed by their number of STFT frames and trimmed to exactly the
 samples those frames read (the frontend never looks past them), so a batch holds equal-length inputs and no
-clip's embedding depends on what it was batched with. Clips are processed in order of duration, so buckets fill.
+clip's embedding depends on what it was batched with beyond float32 rounding (kernels sum in an order that
+depends on the batch size, which moves ~0.1% of float16 values by one step: the batch size and device type are
+part of the cache key). Clips are processed in order of duration, so buckets fill.
 Decoding runs in DataLoader workers; on CPU the workers also compute the log-mels (the frontend is per window,
 so this changes nothing but the speed), on GPU the frontend runs on the device with the network.
 
 Cache layout, `<cache_root>/<key>/`:
-- `meta.json`   what the key hashes (encoder fingerprint, frontend, clip policy, manifest hash), written first;
+- `meta.json`   what the key hashes (encoder fingerprint, frontend, clip policy, manifest hash, the files'
+  identities, batch size and device type), written first, with `identities.npy` ((N, 2) size, mtime_ns);
 - `clips.jsonl` the task manifest; `order.npy` the processing order (manifest indices sorted by duration, also
   kept in `<cache_root>/orders/<manifest hash>.npy` so other encoders skip reading the headers again);
 - `shard-00000.npy` (n, D) float16 embeddings of `order[0:n]`, then `shard-00000.json` (its bad clips),
   each written atomically; a shard is finished only once its `.json` exists, so a killed run resumes at
   the first unfinished shard and never recomputes a finished one;
 - `.done`, written last, with the bad-clip list. Reads memory-map the shards (`np.load(mmap_mode="r")`).
+When audio files change on disk the key changes: only the shards holding changed clips are recomputed, the rest
+are taken over from the entry it replaces, which is then deleted (`hares.evaluate.cache_files`).
 """
 
 from __future__ import annotations
@@ -46,10 +51,17 @@ from hares.audio import (
     num_frames,
 )
 from hares.data.manifest import Clip, manifest_hash, write_manifest
+from hares.evaluate.cache_files import (
+    adopt_shards,
+    file_identities,
+    identities_hash,
+    previous_entry,
+    record_entry,
+)
 from hares.io import atomic_path, write_json
 from hares.schema import Float, OptionError
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: file identities and compute settings in the key
 
 
 @dataclass(frozen=True)
@@ -67,8 +79,16 @@ class ClipPolicy:
             raise OptionError(f"min_last_s ({self.min_last_s}) must not exceed window_s ({self.window_s})")
 
 
-def cache_key(encoder_fingerprint: str, policy: ClipPolicy, clips_hash: str) -> str:
-    """sha256 over the encoder (weights + config + frontend), the clip policy and the manifest hash."""
+def cache_key(
+    encoder_fingerprint: str,
+    policy: ClipPolicy,
+    clips_hash: str,
+    files_hash: str | None = None,
+    compute: dict | None = None,
+) -> str:
+    """sha256 over the encoder (weights + config + frontend), the clip policy, the manifest hash, the files'
+    identities (`cache_files.file_identities`) and the compute settings that change float results (`compute`:
+    batch size, device type; float32 kernels sum in a batch- and device-dependent order)."""
     blob = json.dumps(
         {
             "version": CACHE_VERSION,
@@ -76,10 +96,17 @@ def cache_key(encoder_fingerprint: str, policy: ClipPolicy, clips_hash: str) -> 
             "frontend": FRONTEND_CONFIG,
             "policy": asdict(policy),
             "manifest": clips_hash,
+            "files": files_hash,
+            "compute": compute or {},
         },
         sort_keys=True,
     )
     return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def compute_settings(batch_size: int, device: str | torch.device) -> dict:
+    """The settings of a run that change embeddings in their last float16 bits (part of the cache key)."""
+    return {"batch_size": int(batch_size), "device": torch.device(device).type}
 
 
 def load_clip(clip: Clip, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
@@ -210,18 +237,25 @@ def extract(
     cache once all shards exist (call it again on rank 0 after a barrier).
     """
     info = encoder.info
-    key = cache_key(info.fingerprint(), policy, manifest_hash(clips))
+    identities = file_identities(clips)  # the cache never serves embeddings of files that changed since
+    compute = compute_settings(batch_size, device)
+    base_key = cache_key(info.fingerprint(), policy, manifest_hash(clips), None, compute)
+    key = cache_key(info.fingerprint(), policy, manifest_hash(clips), identities_hash(identities), compute)
     path = Path(cache_root) / key
     if (path / ".done").exists():
         return EmbeddingCache(path)
     path.mkdir(parents=True, exist_ok=True)
     if not (path / "meta.json").exists():
+        _save_npy(path / "identities.npy", identities)
         meta = {
             "version": CACHE_VERSION,
             "encoder": {"label": info.label, "spec": info.spec, "fingerprint": info.fingerprint(), **asdict(info)},
             "frontend": FRONTEND_CONFIG,
             "policy": asdict(policy),
             "manifest_hash": manifest_hash(clips),
+            "files_hash": identities_hash(identities),
+            "compute": compute,
+            "base_key": base_key,
             "num_clips": len(clips),
             "embed_dim": int(encoder.embed_dim),
             "shard_size": shard_size,
@@ -235,7 +269,7 @@ def extract(
     if (path / "order.npy").exists():
         order = np.load(path / "order.npy")
     else:  # reading every file header is slow for big tasks: shared by all encoders of one manifest
-        shared = Path(cache_root) / "orders" / f"{meta['manifest_hash']}.npy"
+        shared = Path(cache_root) / "orders" / f"{meta['manifest_hash'][:32]}-{meta['files_hash'][:32]}.npy"
         order = np.load(shared) if shared.exists() else processing_order(clips)
         if not shared.exists():
             _save_npy(shared, order)
@@ -244,6 +278,10 @@ def extract(
     num_shards = max(1, math.ceil(len(clips) / shard_size))
     mine = [s for s in range(num_shards) if s % world_size == rank]
     todo = [s for s in mine if not (path / f"shard-{s:05d}.json").exists()]
+    donor = previous_entry(cache_root, base_key, key)
+    if donor is not None and todo:  # files changed since the last run: reuse the shards they do not touch
+        adopted = set(adopt_shards(path, donor, order, identities, shard_size, todo))
+        todo = [s for s in todo if s not in adopted]
     positions = [p for s in todo for p in range(s * shard_size, min((s + 1) * shard_size, len(clips)))]
     if positions:
         _run_shards(
@@ -269,6 +307,8 @@ def extract(
         bad.update(json.loads((path / f"shard-{s:05d}.json").read_text())["bad"])
     if not (path / ".done").exists():
         write_json(path / ".done", {"num_shards": num_shards, "num_clips": len(clips), "bad": bad})
+    if rank == 0:
+        record_entry(cache_root, base_key, key)  # and delete the entry this one replaces
     return EmbeddingCache(path)
 
 
