@@ -39,8 +39,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_eval)  # fmt: skip
 
-    p = sub.add_parser("tasks", help="list the HARES tasks, the folders each looks for and whether its data is found")
+    p = sub.add_parser(
+        "tasks",
+        help="list the HARES tasks, the folders each looks for, and for the datasets found their clips per split "
+        "against the release's published counts",
+    )
     p.add_argument("--data-root", default=".", help="folder holding the datasets (default: current folder)")
+    p.add_argument("--no-counts", action="store_true", help="only say where each dataset is; do not read its files")
     p.set_defaults(func=cmd_tasks)
 
 
@@ -161,10 +166,46 @@ def cmd_tasks(args: argparse.Namespace) -> int:
 
     header = f"{'task':24s} {'domain':12s} {'metric':9s} {'classes':>7s}  {'data':8s}"
     print(f"{header} folders looked for (under {args.data_root})")
+    flagged = 0
     for name in list_tasks():
         spec = get_task(name)
         found = spec.locate(args.data_root)
         where = f"found    {found}" if found else "missing  " + ", ".join(spec.folders)
-        print(f"{name:24s} {spec.domain:12s} {spec.metric:9s} {spec.num_classes:7d}  {where}")
-    print("\ncustom tasks: --tasks csv:PATH (columns path,label|labels[,split,group]); downloads: see each task's url")
+        print(f"{name:24s} {spec.domain:12s} {spec.metric:9s} {spec.num_classes:7d}  {where}", flush=True)
+        if found and not args.no_counts:
+            lines, bad = task_counts(spec, args.data_root)
+            flagged += bad
+            for line in lines:
+                print(f"{'':24s} {line}")
+    print("\ncustom tasks: --tasks csv:PATH (columns path,label|labels[,split,group]); layouts and downloads: "
+          "docs/DATASETS.md, `hares download TASK`")  # fmt: skip
+    if flagged:
+        print(f"{flagged} task(s) differ from the release's published counts (marked !)")
     return 0
+
+
+def task_counts(spec, data_root) -> tuple[list[str], int]:
+    """Lines for `hares tasks`: clips per split, each published count that differs (`!`), the straddling groups
+    the release defines, and what the adapter skipped; returns (lines, 1 if anything differs else 0)."""
+    try:
+        clips = spec.build_manifest(data_root)
+    except (FileNotFoundError, ValueError) as e:
+        return [f"! cannot read: {e}"], 1
+    counts = ", ".join(f"{s} {n:,}" for s, n in clips.report.get("clips", {}).items())
+    lines, bad = [f"clips: {counts}"], 0
+    for what, got, expected in spec.count_check(clips):
+        if got != expected:
+            lines.append(f"! {what}: {got:,} clips, the release publishes {expected:,}")
+            bad = 1
+    if spec.published and not bad:
+        lines.append("= the release's published counts")
+    straddling = clips.report.get("straddling", {})
+    if straddling:
+        shown = "; ".join(f"{g} in {'/'.join(s)}" for g, s in list(straddling.items())[:4])
+        more = f" (+{len(straddling) - 4} more)" if len(straddling) > 4 else ""
+        lines.append(f"note: {len(straddling)} group(s) in two splits as the release defines them: {shown}{more}")
+    for key in ("missing", "dropped", "skipped_languages"):
+        value = clips.report.get(key)
+        if value and any(value.values() if isinstance(value, dict) else [value]):
+            lines.append(f"note: {key}: {value if isinstance(value, dict) else len(value)}")
+    return lines, bad

@@ -314,6 +314,7 @@ def run_eval(
             "manifest_hash": manifest_hash(clips),
             "num_clips": len(clips),
             "clips_per_split": dict(sorted(counts.items())),
+            "manifest_report": getattr(clips, "report", {}),  # what the adapter counted, skipped, found straddling
         }
 
     if missing:
