@@ -92,7 +92,13 @@ def read_csv_manifest(path: str | os.PathLike) -> list[Item]:
     """CSV with a header: `path` (relative to the CSV's folder or absolute), optional `labels`/`label`
     (several labels separated by `;`), optional `start`/`end` in seconds. Other columns are ignored."""
     path = Path(path)
-    with open(path, newline="") as f:
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as e:
+        from hares.data.manifest import not_utf8
+
+        raise DataError(str(not_utf8(path, e))) from None
+    with io.StringIO(text, newline="") as f:
         reader = csv.DictReader(f)
         cols = reader.fieldnames or []
         if "path" not in cols:
