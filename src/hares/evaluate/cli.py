@@ -56,32 +56,6 @@ def parse_overrides(items: list[str]) -> dict:
     return parse_assignments(items)
 
 
-def check_device(text: str) -> str:
-    """`auto`, `cpu`, `cuda`, `cuda:N` or `mps`, available on this machine; else OptionError (one line)."""
-    import torch
-
-    from hares.schema import OptionError
-
-    if text == "auto":
-        return text
-    try:
-        dev = torch.device(text)
-    except (RuntimeError, ValueError):
-        raise OptionError(f"--device {text!r}: not a device; use auto, cpu, cuda, cuda:N or mps") from None
-    if dev.type == "cuda":
-        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if n == 0:
-            raise OptionError(f"--device {text}: CUDA is not available on this machine")
-        if dev.index is not None and dev.index >= n:
-            raise OptionError(f"--device {text}: this machine has {n} CUDA device(s)")
-    elif dev.type == "mps":
-        if not torch.backends.mps.is_available():
-            raise OptionError(f"--device {text}: MPS is not available on this machine")
-    elif dev.type != "cpu":
-        raise OptionError(f"--device {text!r}: hares runs on auto, cpu, cuda, cuda:N or mps")
-    return text
-
-
 def _check_checkpoints(encoders: list[str]) -> None:
     """Validate every `[NAME:]PATH.safetensors` encoder's file (metadata, shapes, finite weights) up front."""
     from pathlib import Path
@@ -100,7 +74,7 @@ def prepare_eval(args: argparse.Namespace):
     """Everything `hares eval` can check before any compute: returns the Protocol; raises one-line errors."""
     from hares.evaluate.run import Protocol
     from hares.io import check_output_dir
-    from hares.schema import OptionError
+    from hares.schema import OptionError, check_device
 
     overrides = parse_overrides(args.set)
     if args.seeds is not None:
@@ -113,7 +87,7 @@ def prepare_eval(args: argparse.Namespace):
     if args.workers < 0:
         raise OptionError(f"--workers {args.workers}: must be >= 0")
     protocol = Protocol.with_overrides(**overrides)
-    check_device(args.device)
+    check_device(args.device)  # hares.schema
     check_output_dir(args.out, "--out")
     if args.cache_dir is not None:
         check_output_dir(args.cache_dir, "--cache-dir")

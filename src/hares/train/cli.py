@@ -71,7 +71,7 @@ def cmd_shards(args: argparse.Namespace) -> int:
 
     source = open_source(args.data)
     if source.shards:
-        raise SystemExit(f"{args.data}: is already sharded")
+        raise ValueError(f"{args.data}: is already sharded")
     summary = write_shards(source, args.out, args.shard_size, progress=True)
     print(
         f"{summary['num_samples']} clips in {len(summary['shards'])} shards under {args.out} "
