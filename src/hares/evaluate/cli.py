@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from hares.evaluate.report_cli import add_stats_options
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -37,6 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--set lrs=(1e-3,); batch_size here is the probe's minibatch; `--set help` lists every setting",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_stats_options(p)
     p.set_defaults(func=cmd_eval)  # fmt: skip
 
     p = sub.add_parser(
@@ -110,7 +113,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         protocol = prepare_eval(args)
         results = run_eval(args.encoder, args.tasks, data_root=args.data_root, out=args.out, cache_dir=args.cache_dir,
                            device=args.device, batch_size=args.batch_size, num_workers=args.workers,
-                           progress=not args.no_progress, protocol=protocol)  # fmt: skip
+                           progress=not args.no_progress, resamples=args.resamples, stats_seed=args.stats_seed,
+                           compare=args.compare, protocol=protocol)  # fmt: skip
     except (BadAudioError, OSError, KeyError, TypeError, ValueError) as e:
         print(f"hares eval: error: {error_line(e)}", file=sys.stderr)
         return 2
@@ -118,7 +122,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     print(render_markdown(results).split("\n\n## ")[0])
     print_skipped(results)
-    print(f"\nreport: {args.out}/report.md, report.csv, report.png, results.json")
+    paired = ", paired.csv, paired.png" if results["stats"]["paired"] else ""
+    print(f"\nreport: {args.out}/report.md, report.csv, report.png{paired}, results.json, predictions/")
     return 0
 
 
