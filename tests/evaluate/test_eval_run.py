@@ -22,7 +22,7 @@ def test_run_eval_writes_the_report_and_reuses_the_cache(tmp_path, csv_task, tin
     results = run_eval(encoders, [f"csv:{csv_task}"], out=out, cache_dir=tmp_path / "cache", **FAST)
     assert {p.name for p in out.iterdir()} >= {"report.csv", "report.md", "report.png", "results.json"}
     rows = list(csv.DictReader(open(out / "report.csv")))
-    assert list(rows[0]) == ["encoder", "task", "domain", "metric", "score", "std"]
+    assert list(rows[0]) == ["encoder", "task", "domain", "metric", "score", "std", "ci_low", "ci_high"]
     assert [r["encoder"] for r in rows] == ["logmel", "rnd"]
     logmel = float(rows[0]["score"])
     assert 60 < logmel <= 100  # three tone classes: log-mel statistics separate them
@@ -94,8 +94,8 @@ def test_cli_eval_and_tasks(tmp_path, csv_task, capsys):
 def test_protocol_overrides():
     p = Protocol.with_overrides(max_epochs=3, lrs=[0.1], window_s=5, seeds=4)
     assert p.probe.max_epochs == 3 and p.probe.lrs == (0.1,) and p.policy.window_s == 5.0 and p.probe.seeds == (4,)
-    for bad in ("epochs", "weight_decay_mode"):
-        with pytest.raises(TypeError, match=f"unknown protocol setting '{bad}'"):
+    for bad, message in (("epochs", "unknown protocol setting 'epochs'"), ("weight_decay_mode", "is fixed")):
+        with pytest.raises(KeyError, match=message):
             Protocol.with_overrides(**{bad: 3})
     assert np.isclose(Protocol().max_bad_fraction, 0.01)
 

@@ -69,6 +69,7 @@ def plan_eval(
     precision: str = "fp32",
     progress: bool = True,
     calibration_time: float = 1.0,
+    protocol: Any = None,
     **overrides: Any,
 ) -> dict[str, Any]:
     """Estimate a `run_eval` with the same arguments; see the module docstring. Reads file headers only.
@@ -82,7 +83,7 @@ def plan_eval(
     from hares.evaluate.run import Protocol, _resolve_device, _task_list
     from hares.tasks import get_task
 
-    protocol = Protocol.with_overrides(**overrides)
+    protocol = protocol or Protocol.with_overrides(**overrides)
     check_precision(precision)
     dev = _resolve_device(device)
     cache = Path(cache_dir or os.environ.get("HARES_CACHE") or Path.home() / ".cache" / "hares" / "embeddings")
@@ -127,7 +128,8 @@ def plan_eval(
             if "missing" in t:
                 plan["rows"].append({"encoder": label, "task": t["task"], "missing": t["missing"]})
                 continue
-            cached = (cache_entry(encoder, t["clips_list"], cache, policy, precision) / ".done").exists()
+            entry = cache_entry(encoder, t["clips_list"], cache, policy, batch_size, dev, precision)
+            cached = (entry / ".done").exists()
             extraction = 0.0
             if not cached:
                 if calib is None:
