@@ -100,8 +100,8 @@ def test_cli_eval_and_tasks(tmp_path, csv_task, capsys):
 def test_protocol_overrides():
     p = Protocol.with_overrides(max_epochs=3, lrs=[0.1], window_s=5, seeds=4)
     assert p.probe.max_epochs == 3 and p.probe.lrs == (0.1,) and p.policy.window_s == 5.0 and p.probe.seeds == (4,)
-    for bad in ("epochs", "weight_decay_mode"):
-        with pytest.raises(TypeError, match=f"unknown protocol setting '{bad}'"):
+    for bad, message in (("epochs", "unknown protocol setting 'epochs'"), ("weight_decay_mode", "is fixed")):
+        with pytest.raises(KeyError, match=message):
             Protocol.with_overrides(**{bad: 3})
     assert np.isclose(Protocol().max_bad_fraction, 0.01)
 
