@@ -31,19 +31,16 @@ import torch
 import torch.nn.functional as F
 
 from hares.evaluate.metrics import METRICS
+from hares.schema import Float, Int, Seq, Str
 
+
+def _spec(spec) -> dict:
+    """Field metadata: the range `--set` accepts (hares.schema, interface I3)."""
+    return {"spec": spec}
+
+
+LBFGS_PLAN_EVALS = 50  # loss + gradient evaluations per L2 point, for estimates (measured: 10-47 on average)
 L2_GRID = (10.0, 3.0, 1.0, 0.3, 0.1, 0.03, 0.01, 3e-3, 1e-3, 3e-4, 1e-4, 3e-5, 1e-5, 3e-6, 1e-6)
-
-
-def _opt(default: Any, *, lo: float | None = None, hi: float | None = None, choices: tuple | None = None) -> Any:
-    """A setting with its allowed values in the field metadata (`range` inclusive, or `choices`), which
-    `ProbeConfig.__post_init__` and the `--set` parser both read."""
-    meta: dict[str, Any] = {}
-    if lo is not None or hi is not None:
-        meta["range"] = (lo, hi)
-    if choices is not None:
-        meta["choices"] = choices
-    return field(default=default, metadata=meta)
 
 
 @dataclass(frozen=True)
@@ -54,42 +51,35 @@ class ProbeConfig:
     (strongest first, warm-started); the walk stops `path_patience` points after the best validation score.
     MLP probe (and `linear_solver="adam"`): the Adam grid `lrs` x `weight_decays`, batch `batch_size`, early stopping
     after `patience` epochs AND `patience_steps` steps without improvement, up to max(`max_epochs` epochs,
-    `max_steps` steps).
+    `max_steps` steps). Ranges are declared for `--set` (hares.schema) and checked on construction.
     """
 
-    linear_solver: str = _opt("lbfgs", choices=("lbfgs", "adam"))
-    l2_grid: tuple[float, ...] = _opt(L2_GRID, lo=0.0)
-    path_patience: int = _opt(2, lo=1)
-    lbfgs_max_iter: int = _opt(1000, lo=1)
-    lbfgs_tol: float = _opt(1e-4, lo=0.0)
-    lbfgs_history: int = _opt(10, lo=1)
-    lrs: tuple[float, ...] = _opt((1e-4, 3e-4, 1e-3, 3e-3, 1e-2), lo=0.0)
-    weight_decays: tuple[float, ...] = _opt((0.0, 1e-4), lo=0.0)
-    batch_size: int = _opt(1024, lo=1)
-    max_epochs: int = _opt(200, lo=1)
-    max_steps: int = _opt(2000, lo=0)
-    patience: int = _opt(20, lo=1)
-    patience_steps: int = _opt(200, lo=0)
-    seeds: tuple[int, ...] = _opt((0, 1, 2), lo=0)
-    mlp_hidden: int = _opt(512, lo=1)
-    mlp_dropout: float = _opt(0.1, lo=0.0, hi=0.99)
-    adam_betas: tuple[float, float] = _opt((0.9, 0.999), lo=0.0, hi=0.999999)
-    adam_eps: float = _opt(1e-8, lo=0.0)
-    weight_decay_mode: str = "l2_in_gradient(torch.optim.Adam), weights only"
-    standardize: str = "train mean/std"
+    linear_solver: str = field(default="lbfgs", metadata=_spec(Str(choices=("lbfgs", "adam"))))
+    l2_grid: tuple[float, ...] = field(default=L2_GRID, metadata=_spec(Seq(Float(ge=0, le=1e6))))
+    path_patience: int = field(default=2, metadata=_spec(Int(ge=1, le=1000)))
+    lbfgs_max_iter: int = field(default=1000, metadata=_spec(Int(ge=1, le=1_000_000)))
+    lbfgs_tol: float = field(default=1e-4, metadata=_spec(Float(gt=0, le=1)))
+    lbfgs_history: int = field(default=10, metadata=_spec(Int(ge=1, le=1000)))
+    lrs: tuple[float, ...] = field(default=(1e-4, 3e-4, 1e-3, 3e-3, 1e-2), metadata=_spec(Seq(Float(gt=0, le=10))))
+    weight_decays: tuple[float, ...] = field(default=(0.0, 1e-4), metadata=_spec(Seq(Float(ge=0, le=10))))
+    batch_size: int = field(default=1024, metadata=_spec(Int(ge=1, le=2**20)))  # probe minibatch
+    max_epochs: int = field(default=200, metadata=_spec(Int(ge=1, le=100_000)))
+    max_steps: int = field(default=2000, metadata=_spec(Int(ge=0, le=10_000_000)))
+    patience: int = field(default=20, metadata=_spec(Int(ge=1, le=100_000)))
+    patience_steps: int = field(default=200, metadata=_spec(Int(ge=0, le=10_000_000)))
+    seeds: tuple[int, ...] = field(default=(0, 1, 2), metadata=_spec(Seq(Int(ge=0, lt=2**32))))
+    mlp_hidden: int = field(default=512, metadata=_spec(Int(ge=1, le=65536)))
+    mlp_dropout: float = field(default=0.1, metadata=_spec(Float(ge=0, lt=1)))
+    adam_betas: tuple[float, float] = field(default=(0.9, 0.999), metadata=_spec(Seq(Float(ge=0, lt=1), length=2)))
+    adam_eps: float = field(default=1e-8, metadata=_spec(Float(gt=0, le=1)))
+    # descriptive: what the code does, recorded with every result, not settable
+    weight_decay_mode: str = field(default="l2_in_gradient(torch.optim.Adam), weights only", metadata={"fixed": True})
+    standardize: str = field(default="train mean/std", metadata={"fixed": True})
 
     def __post_init__(self) -> None:
         for f in fields(self):
-            value, meta = getattr(self, f.name), f.metadata
-            values = value if isinstance(value, tuple) else (value,)
-            if isinstance(value, tuple) and not value:
-                raise ValueError(f"probe setting {f.name} must not be empty")
-            if "choices" in meta and value not in meta["choices"]:
-                raise ValueError(f"probe setting {f.name}={value!r}; choose from: {', '.join(meta['choices'])}")
-            lo, hi = meta.get("range", (None, None))
-            bad = [v for v in values if (lo is not None and v < lo) or (hi is not None and v > hi)]
-            if bad:
-                raise ValueError(f"probe setting {f.name}={value!r} is outside [{lo}, {hi}]")
+            if "spec" in f.metadata:
+                f.metadata["spec"].check(getattr(self, f.name), f.name)
 
     def grid(self) -> list[tuple[float, float]]:
         return [(lr, wd) for lr in self.lrs for wd in self.weight_decays]
@@ -103,6 +93,14 @@ class ProbeConfig:
         return max(self.max_epochs, math.ceil(self.max_steps / steps)), max(
             self.patience, math.ceil(self.patience_steps / steps)
         )
+
+    def plan_passes(self, kind: str, n_train: int) -> tuple[int, int, int]:
+        """(heads trained at once, passes over the train split, seeds that are fitted) for a time estimate: the
+        L-BFGS path fits once (seed-independent), ~`LBFGS_PLAN_EVALS` loss evaluations per L2 point, every point
+        (an upper estimate: the walk stops early); Adam trains the whole grid per seed for the epoch budget."""
+        if self.uses_lbfgs(kind):
+            return 1, len(self.l2_grid) * LBFGS_PLAN_EVALS, 1
+        return len(self.grid()), self.epoch_budget(n_train)[0], len(self.seeds)
 
     def progress_units(self, kind: str, n_train: int) -> int:
         """Progress units of one seed: grid points (L-BFGS path) or epochs (Adam)."""
