@@ -1,5 +1,7 @@
 """The evaluation report: `report.csv`, a Table-4-style `report.md`, `report.png` and `results.json`.
 
+Per-layer encoders (`@layers=all`) add a per-layer section to report.md and `report_layers.png`.
+
 All four are rendered from the results dict of `run_eval` and written atomically.
 """
 
@@ -11,6 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from hares.evaluate.layers import has_layers, plot_layers, render_layers_markdown
 from hares.evaluate.metrics import DOMAINS, domain_averages, hares_score
 from hares.io import atomic_path, write_json, write_text
 
@@ -91,6 +94,8 @@ def render_markdown(results: dict[str, Any]) -> str:
                      + " | ".join("-" if m is None else f"{m:.1f}" for m in means) + " |")  # fmt: skip
     lines += ["", "Scores in %, mean ± std over probe seeds (accuracy, or mAP where marked)."]
     lines += _markdown_details(results)
+    if has_layers(results):
+        lines += render_layers_markdown(results)
     return "\n".join(lines) + "\n"
 
 
@@ -159,4 +164,6 @@ def write_report(results: dict[str, Any], out: str | os.PathLike) -> None:
     write_text(out / "report.csv", render_csv(results))
     write_text(out / "report.md", render_markdown(results))
     plot(results, out / "report.png")
+    if has_layers(results):
+        plot_layers(results, out / "report_layers.png")
     write_json(out / "results.json", results)

@@ -83,16 +83,18 @@ class Protocol:
 
 
 class _CacheRows:
-    """Probe `Rows` over some manifest rows of an embedding cache (memory-mapped reads)."""
+    """Probe `Rows` over some manifest rows (and optionally some columns: one layer) of an embedding cache."""
 
-    def __init__(self, cache: EmbeddingCache, indices: np.ndarray) -> None:
-        self.cache, self.indices, self.dim = cache, indices, cache.dim
+    def __init__(self, cache: EmbeddingCache, indices: np.ndarray, columns: slice | None = None) -> None:
+        self.cache, self.indices, self.columns = cache, indices, columns
+        self.dim = len(range(cache.dim)[columns]) if columns is not None else cache.dim
 
     def __len__(self) -> int:
         return len(self.indices)
 
     def get(self, idx: np.ndarray) -> np.ndarray:
-        return self.cache.take(self.indices[idx])
+        rows = self.cache.take(self.indices[idx])
+        return rows if self.columns is None else rows[:, self.columns]
 
 
 def provenance() -> dict[str, Any]:
@@ -168,8 +170,12 @@ def evaluate_task(
     batch_size: int,
     num_workers: int,
     progress: bool,
+    columns: slice | None = None,
 ) -> dict[str, Any]:
-    """Embed one task with one encoder (cached) and run its probe(s); scores in percent."""
+    """Embed one task with one encoder (cached) and run its probe(s); scores in percent.
+
+    `columns` probes only those embedding columns (one layer of a per-layer encoder, `hares.evaluate.layers`).
+    """
     from tqdm.auto import tqdm
 
     label = encoder.info.label
@@ -190,7 +196,7 @@ def evaluate_task(
             keep = np.array([int(i) not in cache.bad for i in idx], dtype=bool)
             idx = idx[keep]
             labels = [c.labels for c, k in zip(sets[split], keep) if k]
-            data[split] = (_CacheRows(cache, idx), targets_for(labels, classes, spec.multilabel))
+            data[split] = (_CacheRows(cache, idx, columns), targets_for(labels, classes, spec.multilabel))
         result = train_probe(data["train"], data["valid"], data["test"], kind=spec.probe, multilabel=spec.multilabel,
                              num_classes=len(classes), metric=spec.metric, cfg=cfg, device=device,
                              progress=bar.update)  # fmt: skip
@@ -257,6 +263,7 @@ def run_eval(
     Writes `report.csv`, `report.md`, `report.png` and `results.json` into `out` (if given) and returns the
     results dict. Embeddings are cached under `cache_dir` (default `$HARES_CACHE` or ~/.cache/hares/embeddings).
     """
+    from hares.evaluate.layers import evaluate_layers
     from hares.evaluate.report import write_report
     from hares.tasks import get_task, list_tasks
 
@@ -313,9 +320,10 @@ def run_eval(
             raise ValueError(f"two encoders are labelled {info.label!r}; name them with LABEL=SPEC")
         labels.append(info.label)
         results["encoders"][info.label] = {**dataclasses.asdict(info), "fingerprint": info.fingerprint()}
+        evaluate = evaluate_layers if getattr(encoder, "layers", None) else evaluate_task
         for spec in specs:
             results["results"].append(
-                evaluate_task(
+                evaluate(
                     encoder, spec, manifests[spec.name], protocol, cache, dev, batch_size, num_workers, progress
                 )  # fmt: skip
             )
