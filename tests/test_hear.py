@@ -76,3 +76,20 @@ def test_long_clips_logmel_and_other_networks():
     check_hear_rules(hear.load_model("random:vit_tiny"), 1.3, n=2)
     with pytest.raises(ValueError, match="needs a hares checkpoint"):
         hear.load_model()
+
+
+def test_round_trip_through_hear_colon_equals_the_native_encoder(checkpoint, tmp_path):
+    import soundfile as sf
+
+    rng = np.random.default_rng(1)
+    clips = []
+    for i, seconds in enumerate((0.7, 1.3)):
+        sf.write(tmp_path / f"r{i}.wav", (0.2 * rng.standard_normal(int(16000 * seconds))).astype(np.float32), 16000)
+        clips.append(Clip(str(tmp_path / f"r{i}.wav"), ("x",), "train"))
+    kw = {"num_workers": 0, "progress": False}
+    native = extract(load_encoder(str(checkpoint)), clips, tmp_path / "cache", **kw)
+    via = load_encoder(f"hear:hares.hear:{checkpoint}")  # hares' HEAR export read back by the hear: importer
+    assert via.info.kind == "hear" and via.info.fingerprint() != load_encoder(str(checkpoint)).info.fingerprint()
+    hear_cache = extract(via, clips, tmp_path / "cache", **kw)
+    assert hear_cache.key != native.key
+    np.testing.assert_allclose(hear_cache.take([0, 1]), native.take([0, 1]), rtol=2e-3, atol=2e-3)
