@@ -38,6 +38,24 @@ class Clip:
         return self.labels[0]
 
 
+def not_utf8(path: str | os.PathLike, e: UnicodeDecodeError) -> ValueError:
+    """The one-line error for a text file that is not UTF-8 (raise it `from None`)."""
+    bad = e.object[e.start : e.start + 1].hex() if isinstance(e.object, bytes) else "?"
+    return ValueError(f"{path}: not UTF-8 text (byte 0x{bad} cannot be decoded); save it as UTF-8")
+
+
+def duplicate_lines(keys: Iterable, first_line: int = 2) -> list[tuple[int, int, object]]:
+    """(first line, repeated line, key) for every key seen before; lines are numbered from `first_line`."""
+    seen: dict = {}
+    out = []
+    for i, key in enumerate(keys, first_line):
+        if key in seen:
+            out.append((seen[key], i, key))
+        else:
+            seen[key] = i
+    return out
+
+
 def write_manifest(clips: Iterable[Clip], path: str | os.PathLike) -> None:
     """Write clips as JSON lines, atomically."""
     with atomic_path(path) as tmp, open(tmp, "w") as f:
@@ -49,8 +67,9 @@ def write_manifest(clips: Iterable[Clip], path: str | os.PathLike) -> None:
 
 def read_manifest(path: str | os.PathLike) -> list[Clip]:
     clips = []
-    with open(path) as f:
-        for i, line in enumerate(f, 1):
+    with open(path, encoding="utf-8") as f:
+        lines = _read_lines(f, path)
+        for i, line in enumerate(lines, 1):
             if not line.strip():
                 continue
             try:
@@ -62,6 +81,13 @@ def read_manifest(path: str | os.PathLike) -> list[Clip]:
     return clips
 
 
+def _read_lines(f, path) -> list[str]:
+    try:
+        return f.readlines()
+    except UnicodeDecodeError as e:
+        raise not_utf8(path, e) from None
+
+
 def manifest_hash(clips: Iterable[Clip]) -> str:
     """A content hash of the rows (paths, labels, splits, groups, segments), order-sensitive."""
     h = hashlib.sha256()
@@ -71,16 +97,27 @@ def manifest_hash(clips: Iterable[Clip]) -> str:
     return h.hexdigest()
 
 
-def check_disjoint(clips: Iterable[Clip], where: str = "") -> None:
-    """Raise if a clip (path + segment) or a non-empty group appears in more than one split."""
+def check_disjoint(clips: Iterable[Clip], where: str = "", groups: str = "raise") -> dict[str, list[str]]:
+    """Check that no clip (path + segment) and no non-empty group appears in more than one split.
+
+    A clip in two splits always raises ValueError. A group in two splits raises with `groups="raise"` (splits hares
+    makes itself); with `groups="report"` (a split the release defines, followed as published) the straddling groups
+    are returned as {group: [splits]} for the manifest report instead.
+    """
+    if groups not in ("raise", "report"):
+        raise ValueError(f"groups must be 'raise' or 'report', got {groups!r}")
     by_key: dict[tuple, str] = {}
     by_group: dict[str, str] = {}
+    straddling: dict[str, set[str]] = {}
     for c in clips:
         key = (c.path, c.start, c.end)
         if by_key.setdefault(key, c.split) != c.split:
             raise ValueError(f"{where}{c.path}: appears in splits {by_key[key]!r} and {c.split!r}")
         if c.group and by_group.setdefault(c.group, c.split) != c.split:
-            raise ValueError(f"{where}group {c.group!r} appears in splits {by_group[c.group]!r} and {c.split!r}")
+            if groups == "raise":
+                raise ValueError(f"{where}group {c.group!r} appears in splits {by_group[c.group]!r} and {c.split!r}")
+            straddling.setdefault(c.group, {by_group[c.group]}).add(c.split)
+    return {g: sorted(s) for g, s in sorted(straddling.items())}
 
 
 def resolve(path: str | os.PathLike, base: str | os.PathLike) -> str:

@@ -41,6 +41,8 @@ def evaluate_layers(
     batch_size: int,
     num_workers: int,
     progress: bool,
+    precision: str = "fp32",
+    shard_size: int = 1024,
 ) -> dict[str, Any]:
     """`evaluate_task` for each layer's columns of one cached extraction; the result is the chosen layer's.
 
@@ -52,7 +54,7 @@ def evaluate_layers(
     per_layer = []
     for name, columns in encoder.layers:
         result = evaluate_task(encoder, spec, clips, protocol, cache_dir, device, batch_size, num_workers, progress,
-                               columns=columns)  # fmt: skip
+                               precision, shard_size, columns=columns)  # fmt: skip
         per_layer.append((name, columns, result))
     best = choose_layer([validation_score(r) for _, _, r in per_layer])
     name, _, chosen = per_layer[best]

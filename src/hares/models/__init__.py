@@ -10,8 +10,14 @@ import torch
 
 # Family files register their builders on import (one file per family).
 from hares.models import byola, cnn14, nfnet, resnet, timm_models  # noqa: F401
-from hares.models._registry import MODELS, create_model, list_models, register_model
-from hares.models.checkpoint import load_checkpoint, read_metadata, save_checkpoint, state_dict_hash
+from hares.models._registry import MODELS, check_model_config, create_model, list_models, register_model
+from hares.models.checkpoint import (
+    check_checkpoint,
+    load_checkpoint,
+    read_metadata,
+    save_checkpoint,
+    state_dict_hash,
+)
 from hares.models.haiku import load_haiku
 
 
@@ -29,6 +35,8 @@ class Encoder(Protocol):
 __all__ = [
     "Encoder",
     "MODELS",
+    "check_checkpoint",
+    "check_model_config",
     "create_model",
     "list_models",
     "register_model",
