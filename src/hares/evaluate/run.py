@@ -393,7 +393,7 @@ def run_eval(
             )
         del encoder
     predictions = {(r["encoder"], r["task"]): r.pop("predictions") for r in results["results"]}
-    finish_results(results, predictions, resamples=resamples, stats_seed=stats_seed, device=dev)
+    finish_results(results, predictions, resamples=resamples, stats_seed=stats_seed, device=dev, progress=progress)
     if out is not None:
         write_predictions(out, results, predictions)
         write_report(results, out, compare=compare)
@@ -418,13 +418,18 @@ def compute_aggregates(results: dict[str, Any]) -> dict[str, Any]:
 
 
 def finish_results(
-    results: dict[str, Any], predictions: dict, resamples: int, stats_seed: int, device: str | torch.device = "cpu"
+    results: dict[str, Any],
+    predictions: dict,
+    resamples: int,
+    stats_seed: int,
+    device: str | torch.device = "cpu",
+    progress: bool = False,
 ) -> None:
     """Aggregates, then intervals and paired tests (`hares.evaluate.stats`, on `device`) from the predictions."""
     from hares.evaluate.stats import compute_stats
 
     results["aggregates"] = compute_aggregates(results)
-    compute_stats(results, predictions, resamples=resamples, seed=stats_seed, device=device)
+    compute_stats(results, predictions, resamples=resamples, seed=stats_seed, device=device, progress=progress)
 
 
 def write_predictions(out: str | os.PathLike, results: dict[str, Any], predictions: dict) -> None:

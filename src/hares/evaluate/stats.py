@@ -33,7 +33,7 @@ import json
 import math
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -216,7 +216,11 @@ def _weights(rng: np.random.Generator, n: int, b: int) -> np.ndarray:
 
 
 def task_replicates(
-    preds: Mapping[str, TaskPredictions], resamples: int, seed: int, device: str | torch.device = "cpu"
+    preds: Mapping[str, TaskPredictions],
+    resamples: int,
+    seed: int,
+    device: str | torch.device = "cpu",
+    progress: Callable[[int], Any] | None = None,
 ) -> dict[str, Replicates]:
     """Bootstrap replicates of one task's score for each encoder, on clip draws shared by all encoders."""
     first = next(iter(preds.values()))
@@ -238,6 +242,8 @@ def task_replicates(
             w = _weights(rng, n, min(block, resamples - i))
             for e, p in preds.items():
                 per_seed[e][:, i : i + len(w)] += fold_scores(p.folds[k], p.metric, w, device)
+            if progress is not None:
+                progress(len(w))
     out = {}
     for e, p in preds.items():
         s_count = len(p.seeds)
@@ -313,6 +319,7 @@ def compute_stats(
     confidence: float = CONFIDENCE,
     alpha: float = ALPHA,
     device: str | torch.device = "cpu",
+    progress: bool = False,
 ) -> dict[str, Any]:
     """Add intervals and paired tests to a results dict (in place; returned too).
 
@@ -330,11 +337,15 @@ def compute_stats(
     missing = [key for key in rows if key not in predictions]
     if missing:
         raise ValueError(f"no stored test predictions for (encoder, task) {missing[:5]}; re-run `hares eval`")
+    from tqdm.auto import tqdm
+
     reps: dict[tuple[str, str], Replicates] = {}
     notes = []
+    folds = {t: len(next(predictions[e, t] for e in encoders if (e, t) in rows).folds) for t in tasks}
+    bar = tqdm(total=resamples * sum(folds.values()), desc="bootstrap", unit="resample", disable=not progress)
     for task in tasks:
         group = {e: predictions[e, task] for e in encoders if (e, task) in rows}
-        for e, r in task_replicates(group, resamples, seed, device).items():
+        for e, r in task_replicates(group, resamples, seed, device, bar.update).items():
             reps[e, task] = r
             row = rows[e, task]
             recomputed = float(seed_scores(group[e]).mean())
@@ -351,6 +362,7 @@ def compute_stats(
                 notes.append(f"{task}: {row['ci_note']}")
             if len(group[e].seeds) == 1:
                 notes.append(f"{e}: one probe seed, so the intervals cover the test sample only, not the probe seed")
+    bar.close()
     benchmark = list_tasks()
     domains = {r["task"]: r["domain"] for r in results["results"]}
     agg_reps = {e: _aggregate_replicates({t: reps[e, t] for t in tasks if (e, t) in reps}, domains, benchmark)
