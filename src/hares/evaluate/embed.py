@@ -310,7 +310,8 @@ def _run_shards(
     def run(bucket: list[tuple[int, torch.Tensor]]) -> None:
         rows = [r for r, _ in bucket]
         x = torch.stack([w for _, w in bucket]).to(device)  # (B, N) waveforms or (B, 1, T, F) log-mels, equal sizes
-        emb = (encoder.embed_logmel(x) if on_cpu else encoder(x)).double().cpu().numpy()  # (B, D)
+        logmel = on_cpu and encoder.frontend is not None  # the workers computed log-mels
+        emb = (encoder.embed_logmel(x) if logmel else encoder(x)).double().cpu().numpy()  # (B, D)
         np.add.at(state["sums"], rows, emb)
         np.add.at(state["counts"], rows, 1)
 

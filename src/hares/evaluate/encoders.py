@@ -74,7 +74,9 @@ class Encoder(nn.Module):
 
     def __init__(self, network: nn.Module, info: EncoderInfo) -> None:
         super().__init__()
-        self.frontend = LogMel()
+        # a waveform network (`input_kind = "waveform"`: CPC, wav2vec 2.0) takes the window itself: no frontend
+        waveform = getattr(network, "input_kind", "logmel") == "waveform"
+        self.frontend = None if waveform else LogMel()
         self.network = network.eval()
         self.info = info
         self.embed_dim = info.embed_dim
@@ -83,6 +85,8 @@ class Encoder(nn.Module):
 
     @torch.no_grad()
     def forward(self, wav: torch.Tensor) -> torch.Tensor:
+        if self.frontend is None:
+            return self.network(wav).float()  # (B, D)
         return self.embed_logmel(self.frontend(wav))  # (B, D)
 
     @torch.no_grad()

@@ -1,8 +1,9 @@
 """Pre-training data: any audio collection -> random crops, decoded in DataLoader workers.
 
 Sources (`open_source`): a folder scanned recursively, a CSV (`path[,labels][,start,end]`) or hares JSONL
-manifest, the AudioSet layout (segment CSVs + one file per YouTube id + `class_labels_indices.csv`), and
-WebDataset tar shards (`{key}.flac` + `{key}.json`, written by `write_shards`, read with the stdlib `tarfile`).
+manifest, the AudioSet layout (segment CSVs + one file per YouTube id + `class_labels_indices.csv`), LibriSpeech
+(`hares.data.librispeech`: `LibriSpeech/<subset>/<speaker>/<chapter>/*.flac`, speaker labels), and WebDataset
+tar shards (`{key}.flac` + `{key}.json`, written by `write_shards`, read with the stdlib `tarfile`).
 
 Exact resumption: a step's batch depends only on (seed, step, rank). Map-style data is ordered by a seeded
 permutation per epoch (`StepSampler`): step s takes global batch s of the epoch, rank r its r-th slice. Every
@@ -187,10 +188,14 @@ def detect_format(path: str | os.PathLike) -> str:
         return "audioset"
     if (path / SHARD_INDEX).is_file() or any(path.glob("*.tar")):
         return "shards"
-    return "folder"
+    from hares.data.librispeech import is_librispeech
+
+    return "librispeech" if is_librispeech(path) else "folder"
 
 
-def open_source(path: str | os.PathLike, data_format: str = "auto", audioset_subsets=None) -> Source:
+def open_source(
+    path: str | os.PathLike, data_format: str = "auto", audioset_subsets=None, librispeech_subsets=None
+) -> Source:
     """Scan `path` in the given layout (auto-detected by default)."""
     fmt = detect_format(path) if data_format == "auto" else data_format
     path = Path(path)
@@ -216,6 +221,15 @@ def open_source(path: str | os.PathLike, data_format: str = "auto", audioset_sub
         label_names = sorted({lab for it in items for lab in it.labels})
     elif fmt == "audioset":
         items, label_names, missing = read_audioset(path, audioset_subsets or ("balanced_train", "unbalanced_train"))
+    elif fmt == "librispeech":
+        from hares.data.librispeech import TRAIN_960, LibriSpeechError, read_librispeech
+
+        try:
+            clips = read_librispeech(path, librispeech_subsets or TRAIN_960)
+        except LibriSpeechError as e:
+            raise DataError(str(e)) from e
+        items = [Item(c.path, c.labels) for c in clips]
+        label_names = sorted({c.labels[0] for c in clips})
     else:
         raise DataError(f"unknown data format {fmt!r}")
     return Source(fmt, items, label_names, [], [], missing)
