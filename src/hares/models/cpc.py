@@ -5,18 +5,20 @@ coding of audio with an adversary", Interspeech 2020), which has no public code.
 bidirectional CPC of Borgholt et al. (arXiv 2102.00850, corticph/scaling-contrastive, `model/encoder.py`,
 `model/context.py`); written here from that definition, in PyTorch:
 
-- encoder: six Conv1d layers, channels (64, 128, 192, 256, 512, 512), kernels (10, 8, 4, 4, 4, 1), strides
-  (5, 4, 2, 2, 2, 1) = 320 samples = 20 ms per frame at 16 kHz, no padding, each followed by GroupNorm(32) and a
-  ReLU clipped at 5;
+- encoder: six Conv1d layers without bias, channels (64, 128, 192, 256, 512, 512), kernels (10, 8, 4, 4, 4, 1),
+  strides (5, 4, 2, 2, 2, 1), TensorFlow "same" padding, each followed by GroupNorm(32) and a ReLU clipped at 5.
+  The strides multiply to 160 samples: one frame per **10 ms** at 16 kHz (ceil(N / 160) frames), as in the
+  public model and in CPC_audio (whose 12 predicted steps then span 120 ms). A 20 ms variant (wav2vec 2.0's frame
+  rate) with the same parameters is `cpc_bidir(encoder={"strides": [5, 4, 2, 2, 2, 2]})`;
 - context: a forward LSTM stack on the frames and a backward LSTM stack on the time-reversed frames, their outputs
   concatenated per frame.
 
 Parameter count (what is counted: the encoder and both LSTM stacks, i.e. the network that is exported and
 evaluated; the 2 x 12 CPC prediction heads live in the objective and are discarded, like the SimCLR projector,
 which the paper's other counts leave out too). The public model's stacks are 4 layers x 512 units: 17,962,496
-parameters. The paper says 38m; 4 layers x 768 units per direction give **37,377,536** (1.6% under 38M), the
-default here (`cpc_bidir`). PyTorch's LSTM keeps two bias vectors per gate where TensorFlow keeps one: a TF count
-of the same network is 24,576 lower (37,352,960). The 512-unit public configuration is `cpc_bidir(hidden=512)`.
+17,960,832 parameters. The paper says 38m; 4 layers x 768 units per direction give **37,375,872** (1.6% under
+38M), the default here (`cpc_bidir`). LSTM biases are counted as cuDNN (and the public model's `CudnnLSTM`) keeps
+them: an input and a recurrent bias per gate. The 512-unit public configuration is `cpc_bidir(hidden=512)`.
 
 Evaluation (`hares eval`): `forward` time-averages the context output, i.e. the concatenated last-layer outputs of
 the forward and backward stacks (2 x hidden = 1536-d); `forward_frames` gives the frames, `forward_layers` the
@@ -32,7 +34,7 @@ from torch import nn
 
 from hares.models._registry import register_model
 
-HOP = 320  # samples per frame: 5 * 4 * 2 * 2 * 2
+HOP = 160  # samples per frame (10 ms): 5 * 4 * 2 * 2 * 2 * 1
 
 
 class ClippedReLU(nn.Module):
@@ -46,8 +48,18 @@ class ClippedReLU(nn.Module):
         return x.clamp(0.0, self.clip)
 
 
+class SameConv1d(nn.Conv1d):
+    """Conv1d with TensorFlow's "same" padding for any stride: ceil(N / stride) outputs, the extra pad on the right."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        k, s = self.kernel_size[0], self.stride[0]
+        n = x.shape[-1]
+        pad = max((-(-n // s) - 1) * s + k - n, 0)
+        return super().forward(nn.functional.pad(x, (pad // 2, pad - pad // 2)))
+
+
 class ConvEncoder(nn.Module):
-    """Waveform (B, N) -> frames (B, T, C), T = floor((N - 425) / 320) + 1 for the default stack (N >= 425)."""
+    """Waveform (B, N) -> frames (B, ceil(N / 160), C) for the default strides."""
 
     def __init__(
         self,
@@ -63,21 +75,14 @@ class ConvEncoder(nn.Module):
         layers: list[nn.Module] = []
         cin = 1
         for c, k, s in zip(channels, kernels, strides):
-            layers += [nn.Conv1d(cin, c, k, s), nn.GroupNorm(min(groups, c), c), ClippedReLU(clip)]
+            layers += [SameConv1d(cin, c, k, s, bias=False), nn.GroupNorm(min(groups, c), c), ClippedReLU(clip)]
             cin = c
         self.net = nn.Sequential(*layers)
         self.dim = cin
-        # receptive field: the fewest samples that make one frame
-        rf = 1
-        for k, s in zip(reversed(kernels), reversed(strides)):
-            rf = (rf - 1) * s + k
-        self.min_samples = rf
 
     def forward(self, wav: torch.Tensor) -> torch.Tensor:
         if wav.ndim != 2:
             raise ValueError(f"CPC's encoder expects waveforms (B, N), got {tuple(wav.shape)}")
-        if wav.shape[1] < self.min_samples:  # shorter clips are zero-padded to one frame
-            wav = nn.functional.pad(wav, (0, self.min_samples - wav.shape[1]))
         return self.net(wav[:, None]).transpose(1, 2)  # (B, T, C)
 
 
@@ -104,7 +109,7 @@ class BidirCPC(nn.Module):
         return fwd, bwd.flip(1)
 
     def forward_frames(self, wav: torch.Tensor) -> torch.Tensor:
-        """(B, N) -> (B, T, 2H): forward and backward context per 20 ms frame."""
+        """(B, N) -> (B, T, 2H): forward and backward context per 10 ms frame."""
         fwd, bwd = self.context(self.encoder(wav))
         return torch.cat([fwd, bwd], dim=-1)
 
@@ -129,7 +134,7 @@ def _stack(dim: int, hidden: int, layers: int) -> nn.ModuleList:
 
 @register_model
 def cpc_bidir(**kwargs: Any) -> BidirCPC:
-    """Bidirectional CPC (waveform): conv encoder + 2 x 4-layer LSTM (768 units), 37,377,536 parameters."""
+    """Bidirectional CPC (waveform): conv encoder + 2 x 4-layer LSTM (768 units), 37,375,872 parameters."""
     return BidirCPC(**kwargs)
 
 

@@ -272,7 +272,7 @@ def paper_byola() -> PretrainConfig:
 
 
 def debug_cpc() -> PretrainConfig:
-    """Seconds on CPU: tiny bidirectional CPC, 1 s crops (49 frames of 20 ms), the paper-cpc code path."""
+    """Seconds on CPU: tiny bidirectional CPC, 1 s crops (100 frames of 10 ms), the paper-cpc code path."""
     return PretrainConfig(
         preset="debug-cpc",
         objective="cpc",
@@ -289,7 +289,7 @@ def debug_cpc() -> PretrainConfig:
 
 
 def debug_wav2vec2() -> PretrainConfig:
-    """Seconds on CPU: tiny wav2vec 2.0, 1 s crops (49 frames), fairseq BASE's masking, negatives and loss."""
+    """Seconds on CPU: tiny wav2vec 2.0, 1 s crops (49 frames of 20 ms), fairseq BASE's masking, negatives and loss."""
     return PretrainConfig(
         preset="debug-wav2vec2",
         objective="wav2vec2",
@@ -310,10 +310,11 @@ def debug_wav2vec2() -> PretrainConfig:
 
 def paper_cpc() -> PretrainConfig:
     """Bidirectional CPC with facebookresearch/CPC_audio's training settings (`cpc_default_config.py`):
-    windows of 20480 samples (1.28 s), 12 predicted steps, 128 negatives, Adam 2e-4 (0.9, 0.999, 1e-8), constant
-    rate, batch 64 (`batchSizeGPU` 8 x 8 GPUs). Steps: CPC_audio's 200 epochs of LibriSpeech train-clean-100
-    (100.6 h cut into 1.28 s windows = 282,937 windows, 4,421 batches of 64 per epoch) = 884,200 steps. How the
-    paper set CPC up (horizon, budget) is not published; `--data` takes LibriSpeech ("LS" rows) or AudioSet.
+    windows of 20480 samples (1.28 s, 128 frames of 10 ms), 12 predicted steps, 128 negatives, Adam 2e-4
+    (0.9, 0.999, 1e-8), constant rate, batch 64 (`batchSizeGPU` 8 x 8 GPUs). Steps: CPC_audio's 200 epochs of
+    LibriSpeech train-clean-100 (100.6 h cut into 1.28 s windows = 282,937 windows, 4,421 batches of 64 per
+    epoch) = 884,200 steps. How the paper set CPC up (horizon, budget) is not published; `--data` takes
+    LibriSpeech (the "(LS)" rows) or AudioSet.
     """
     return PretrainConfig(
         preset="paper-cpc",

@@ -15,6 +15,11 @@ import torch.nn.functional as F
 from hares.train.dist import gather_with_grad, rank
 
 
+def fp32(x: torch.Tensor) -> torch.Tensor:
+    """At least fp32 (bf16/fp16 -> fp32; fp64 stays fp64, for the equality tests)."""
+    return x.to(torch.promote_types(x.dtype, torch.float32))
+
+
 def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.1, gather: bool = True) -> torch.Tensor:
     """NT-Xent (SimCLR) loss of two views' projections z1, z2: (B, D) of this rank's B clips.
 
@@ -65,27 +70,36 @@ def cpc_infonce(
         p = head(context[:, :s])  # (B, S, C)
         pos = (p * frames[:, k : k + s]).sum(-1, keepdim=True)  # (B, S, 1)
         neg = (p @ pool.T).gather(-1, negatives)  # (B, S, P) -> (B, S, N)
-        logits = (torch.cat([pos, neg], dim=-1).float() / c).reshape(b * s, -1)  # (B * S, 1 + N)
+        logits = (fp32(torch.cat([pos, neg], dim=-1)) / c).reshape(b * s, -1)  # (B * S, 1 + N)
         loss = loss + F.cross_entropy(logits, labels)
         acc += float((logits.detach().argmax(-1) == 0).float().mean()) / k_max
     return loss, torch.tensor(acc)
 
 
 def wav2vec2_contrastive(
-    context: torch.Tensor, targets: torch.Tensor, negatives: torch.Tensor, temperature: float = 0.1
+    context: torch.Tensor,
+    targets: torch.Tensor,
+    negatives: torch.Tensor,
+    temperature: float = 0.1,
+    codes: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """wav2vec 2.0's contrastive term (fairseq `Wav2Vec2Model.compute_preds` + `wav2vec_criterion`), summed.
 
     context (B, M, D): the transformer's projected outputs at the M masked frames of each clip; targets (B, M, D):
     the projected quantized frames there; negatives (B, M, K) indices into the same clip's M targets. Logits are
-    cosine similarities / temperature in fp32; a negative equal to the positive is masked with -inf. Returns
+    cosine similarities / temperature in fp32; a negative equal to the positive is masked with -inf. "Equal" is
+    decided on the codeword ids `codes` (B, M, G) when given (fairseq compares the projected vectors, which round-off
+    can make differ for the same codewords), else on the vectors. Returns
     (sum of the cross-entropy over the B * M masked frames, number of correct top-1 predictions).
     """
     b, m, d = targets.shape
     negs = targets[torch.arange(b, device=targets.device)[:, None, None], negatives]  # (B, M, K, D)
-    cands = torch.cat([targets[:, :, None], negs], dim=2).float()  # (B, M, 1 + K, D)
-    logits = F.cosine_similarity(context.float()[:, :, None], cands, dim=-1) / temperature  # (B, M, 1 + K)
-    same = (negs == targets[:, :, None]).all(-1)  # (B, M, K)
+    cands = fp32(torch.cat([targets[:, :, None], negs], dim=2))  # (B, M, 1 + K, D)
+    logits = F.cosine_similarity(fp32(context)[:, :, None], cands, dim=-1) / temperature  # (B, M, 1 + K)
+    if codes is not None:
+        same = (codes[torch.arange(b, device=codes.device)[:, None, None], negatives] == codes[:, :, None]).all(-1)
+    else:
+        same = (negs == targets[:, :, None]).all(-1)  # (B, M, K)
     logits = torch.cat([logits[..., :1], logits[..., 1:].masked_fill(same, float("-inf"))], dim=-1)
     logits = logits.reshape(b * m, -1)
     labels = torch.zeros(b * m, dtype=torch.long, device=targets.device)

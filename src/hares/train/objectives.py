@@ -17,7 +17,7 @@ from torch import nn
 from hares.audio import LogMel
 from hares.train.augment import example_mix, log_mixup_exp, random_resize_crop
 from hares.train.dist import all_reduce_sum, all_reduce_with_grad, gather_with_grad, world_size
-from hares.train.losses import byol_loss, codebook_diversity, cpc_infonce, nt_xent, wav2vec2_contrastive
+from hares.train.losses import byol_loss, codebook_diversity, cpc_infonce, fp32, nt_xent, wav2vec2_contrastive
 
 
 class GlobalBatchNorm1d(nn.BatchNorm1d):
@@ -347,24 +347,25 @@ class Wav2Vec2(nn.Module):
         gumbel = -torch.log(-torch.log(u.clamp(1e-10, 1.0 - 1e-7)))
         return {"mask": mask.to(device), "negatives": neg.to(device), "gumbel": gumbel.to(device)}
 
-    def quantize(self, x: torch.Tensor, gumbel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Gumbel product quantizer with transformers' parameters: x (B, M, C) -> (codes (B, M, D), probs (G, V)
-        summed over the B * M frames, for the diversity loss)."""
+    def quantize(self, x: torch.Tensor, gumbel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Gumbel product quantizer with transformers' parameters: x (B, M, C) -> (quantized (B, M, D), probs (G, V)
+        summed over the B * M frames for the diversity loss, chosen codeword ids (B, M, G))."""
         q = self.encoder.hf.quantizer
         g, v = q.num_groups, q.num_vars
-        logits = q.weight_proj(x).float()  # (B, M, G * V)
+        logits = fp32(q.weight_proj(x))  # (B, M, G * V)
         bm = logits.shape[0] * logits.shape[1]
         logits = logits.reshape(bm * g, v)
         probs_sum = torch.softmax(logits, dim=-1).reshape(bm, g, v).sum(0)  # (G, V)
         if self.training:
-            soft = torch.softmax((logits + gumbel.reshape(bm * g, v).float()) / self.temperature(), dim=-1)
-            hard = F.one_hot(soft.argmax(-1), v).to(soft.dtype)
-            onehot = hard - soft.detach() + soft  # straight-through
+            soft = torch.softmax((logits + gumbel.reshape(bm * g, v).to(logits.dtype)) / self.temperature(), dim=-1)
+            ids = soft.argmax(-1)  # (BM * G,)
+            onehot = F.one_hot(ids, v).to(soft.dtype) - soft.detach() + soft  # straight-through
         else:
-            onehot = F.one_hot(logits.argmax(-1), v).to(logits.dtype)
+            ids = logits.argmax(-1)
+            onehot = F.one_hot(ids, v).to(logits.dtype)
         codes = onehot.reshape(bm, g * v, 1).to(q.codevectors.dtype) * q.codevectors  # (BM, G * V, D / G)
         codes = codes.reshape(bm, g, v, -1).sum(2).reshape(x.shape[0], x.shape[1], -1)  # (B, M, D)
-        return codes, probs_sum
+        return codes, probs_sum, ids.reshape(x.shape[0], x.shape[1], g)
 
     def forward(self, batch: dict[str, torch.Tensor], generator: torch.Generator | None = None) -> dict:
         hf = self.encoder.hf
@@ -374,7 +375,7 @@ class Wav2Vec2(nn.Module):
         if self.feature_grad_mult != 1.0:
             feats = GradMultiply.apply(feats, self.feature_grad_mult)
         feats = feats.transpose(1, 2)  # (B, T, C)
-        pen = feats.float().pow(2).mean()
+        pen = fp32(feats).pow(2).mean()
         hidden, normed = w2v.feature_projection(feats)  # (B, T, E) with dropout_input, (B, T, C) layer-normed
         b, t = hidden.shape[:2]
         r = self.draw(b, t, generator, hidden.device)
@@ -383,9 +384,9 @@ class Wav2Vec2(nn.Module):
         out = w2v.encoder(hidden).last_hidden_state  # (B, T, E)
         m = int(mask[0].sum())
         context = hf.project_hid(out[mask].reshape(b, m, -1))  # (B, M, D)
-        codes, probs_sum = self.quantize(hf.dropout_features(normed)[mask].reshape(b, m, -1), r["gumbel"])
-        targets = hf.project_q(codes)  # (B, M, D)
-        ce_sum, correct = wav2vec2_contrastive(context, targets, r["negatives"], self.logit_temp)
+        quantized, probs_sum, ids = self.quantize(hf.dropout_features(normed)[mask].reshape(b, m, -1), r["gumbel"])
+        targets = hf.project_q(quantized)  # (B, M, D)
+        ce_sum, correct = wav2vec2_contrastive(context, targets, r["negatives"], self.logit_temp, ids)
         frames = all_reduce_sum(b * m, ce_sum.device)  # masked frames of the global batch
         contrastive = ce_sum * (world_size() / frames)  # DDP's mean over ranks makes this the global mean
         count = torch.tensor(float(b * m), device=probs_sum.device, dtype=probs_sum.dtype)
