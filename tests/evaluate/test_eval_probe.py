@@ -165,3 +165,14 @@ def test_streamed_features_match_in_memory():
     streamed = train_probe(*splits, num_classes=3, cfg=cfg, max_bytes=0)  # read from the rows batch by batch
     assert streamed["seeds"][0]["grid_valid"] == in_memory["seeds"][0]["grid_valid"]
     assert streamed["test"] == pytest.approx(in_memory["test"])
+
+
+def test_test_logits_are_the_chosen_heads_raw_outputs_per_seed():
+    (xtr, ytr), (xva, yva), (xte, yte) = blobs([300, 100, 120], classes=3, dim=8, seed=3)
+    splits = [(ArrayRows(x), torch.tensor(y)) for x, y in ((xtr, ytr), (xva, yva), (xte, yte))]
+    result = train_probe(*splits, num_classes=3, cfg=ProbeConfig(max_epochs=5, seeds=(0, 1), batch_size=64))
+    assert len(result["test_logits"]) == 2
+    for logits, seed in zip(result["test_logits"], result["seeds"]):
+        assert isinstance(logits, np.ndarray) and logits.dtype == np.float32 and logits.shape == (120, 3)
+        assert accuracy(torch.from_numpy(logits), torch.tensor(yte)) == pytest.approx(seed["test"])
+        assert "test_logits" not in seed  # the per-seed records stay JSON-sized

@@ -5,7 +5,7 @@
 """
 
 from hares.evaluate.embed import ClipPolicy, EmbeddingCache, extract
-from hares.evaluate.encoders import Encoder, load_encoder
+from hares.evaluate.encoders import Encoder, EvalEncoder, load_encoder
 from hares.evaluate.metrics import accuracy, domain_averages, hares_score, mean_average_precision
 from hares.evaluate.probe import ProbeConfig, train_probe
 from hares.evaluate.run import BadAudioError, Protocol, run_eval
@@ -15,6 +15,7 @@ __all__ = [
     "ClipPolicy",
     "EmbeddingCache",
     "Encoder",
+    "EvalEncoder",
     "ProbeConfig",
     "Protocol",
     "accuracy",

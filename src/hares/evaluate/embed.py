@@ -285,9 +285,11 @@ def _run_shards(
 
     encoder = encoder.to(device).eval()
     dim = int(encoder.embed_dim)
-    on_cpu = torch.device(device).type == "cpu"
+    # Log-mel encoders on CPU: the decode workers compute the frontend. Waveform encoders (frontend None) get
+    # the windows themselves.
+    frontend = encoder.frontend if torch.device(device).type == "cpu" else None
     loader = torch.utils.data.DataLoader(
-        _DecodeDataset(clips, positions, order, policy, encoder.frontend if on_cpu else None),
+        _DecodeDataset(clips, positions, order, policy, frontend),
         batch_size=None,
         shuffle=False,
         num_workers=num_workers,
@@ -310,8 +312,7 @@ def _run_shards(
     def run(bucket: list[tuple[int, torch.Tensor]]) -> None:
         rows = [r for r, _ in bucket]
         x = torch.stack([w for _, w in bucket]).to(device)  # (B, N) waveforms or (B, 1, T, F) log-mels, equal sizes
-        logmel = on_cpu and encoder.frontend is not None  # the workers computed log-mels
-        emb = (encoder.embed_logmel(x) if logmel else encoder(x)).double().cpu().numpy()  # (B, D)
+        emb = (encoder.embed_logmel(x) if frontend is not None else encoder(x)).double().cpu().numpy()  # (B, D)
         np.add.at(state["sums"], rows, emb)
         np.add.at(state["counts"], rows, 1)
 

@@ -227,6 +227,9 @@ def train_probe(
 ) -> dict[str, Any]:
     """Train the grid for every seed; returns test score (mean/std over seeds, fractions) and the selections.
 
+    `"test_logits"`: one float32 array (N_test, C) per seed, the chosen grid point's raw test logits in test-row
+    order (for paired comparisons and intervals over test clips).
+
     Each of train/valid/test is (rows, targets): class indices (N,) int64, or multi-hot (N, C) for multi-label.
     """
     device = torch.device(device)
@@ -237,9 +240,11 @@ def train_probe(
     ys = [torch.as_tensor(y).to(device) for _, y in (train, valid, test)]
     if xs[1].n == 0 or xs[0].n == 0 or xs[2].n == 0:
         raise ValueError(f"probe needs non-empty splits, got train/valid/test sizes {[x.n for x in xs]}")
-    runs = []
+    runs, test_logits = [], []
     for seed in cfg.seeds:
-        runs.append(_train_seed(xs, ys, kind, multilabel, num_classes, metric_fn, cfg, seed, device, progress)[0])
+        record, _ = _train_seed(xs, ys, kind, multilabel, num_classes, metric_fn, cfg, seed, device, progress)
+        test_logits.append(record.pop("test_logits"))
+        runs.append(record)
     scores = np.array([r["test"] for r in runs])
     return {
         "test": float(scores.mean()),
@@ -247,6 +252,7 @@ def train_probe(
         "seeds": runs,
         "config": asdict(cfg),
         "kind": kind,
+        "test_logits": test_logits,
     }
 
 
@@ -314,6 +320,7 @@ def _train_seed(
         "valid": float(best_score[chosen]),
         "test": float(test_score),
         "epochs_run": epochs_run,
+        "test_logits": test_logits.float().cpu().numpy(),  # (N_test, C) raw logits of the chosen head
         "grid_valid": [
             {"lr": g[0], "weight_decay": g[1], "valid": float(s), "best_epoch": int(e)}
             for g, s, e in zip(grid, best_score, best_epoch)

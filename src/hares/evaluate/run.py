@@ -25,7 +25,7 @@ import torch
 import hares
 from hares.audio import FRONTEND_CONFIG
 from hares.evaluate.embed import ClipPolicy, EmbeddingCache, extract
-from hares.evaluate.encoders import Encoder, load_encoder
+from hares.evaluate.encoders import EvalEncoder, load_encoder
 from hares.evaluate.metrics import domain_averages, hares_score
 from hares.evaluate.probe import ProbeConfig, targets_for, train_probe
 
@@ -159,7 +159,7 @@ def _check_bad(task: str, fold: str, split: str, indices: np.ndarray, cache: Emb
 
 
 def evaluate_task(
-    encoder: Encoder,
+    encoder: EvalEncoder,
     spec: Any,
     clips: Sequence[Any],
     protocol: Protocol,
@@ -240,7 +240,7 @@ def evaluate_task(
 
 
 def run_eval(
-    encoders: Sequence[str | Encoder],
+    encoders: Sequence[str | EvalEncoder],
     tasks: str | Sequence[Any],
     data_root: str | os.PathLike | None = None,
     out: str | os.PathLike | None = None,
@@ -252,7 +252,7 @@ def run_eval(
     progress: bool = True,
     **overrides: Any,
 ) -> dict[str, Any]:
-    """Evaluate `encoders` (specs `[LABEL=]SPEC` or `Encoder`s) on `tasks` (names, `csv:PATH`, "all").
+    """Evaluate `encoders` (specs `[LABEL=]SPEC` or encoders) on `tasks` (names, `csv:PATH`, "all").
 
     Writes `report.csv`, `report.md`, `report.png` and `results.json` into `out` (if given) and returns the
     results dict. Embeddings are cached under `cache_dir` (default `$HARES_CACHE` or ~/.cache/hares/embeddings).
@@ -307,7 +307,7 @@ def run_eval(
     }
     labels = []
     for enc in encoders:
-        encoder = enc if isinstance(enc, Encoder) else load_encoder(enc)
+        encoder = load_encoder(enc) if isinstance(enc, str) else enc
         info = encoder.info
         if info.label in labels:
             raise ValueError(f"two encoders are labelled {info.label!r}; name them with LABEL=SPEC")
