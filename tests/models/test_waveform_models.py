@@ -114,3 +114,22 @@ def test_checkpoint_roundtrip_and_hares_eval_gets_waveforms(tmp_path, name: str)
     assert enc.frontend is None and enc.embed_dim == net.embed_dim  # a waveform network: no log-mel frontend
     torch.testing.assert_close(enc(x), net(x).float())
     assert load_encoder(f"random:{name}").frontend is None
+
+
+@pytest.mark.parametrize(
+    "name, layers",
+    [
+        ("cpc_bidir_tiny", ["encoder", "context1"]),
+        pytest.param("wav2vec2_tiny", ["layer0", "layer1", "layer2"], marks=needs_hf),
+    ],
+)
+def test_per_layer_evaluation(name: str, layers: list[str]) -> None:
+    """`@layers=all`: every stage time-averaged, the last one the usual embedding (context / last layer)."""
+    from hares.evaluate.encoders import load_encoder
+
+    enc = load_encoder(f"random:{name}@layers=all")
+    assert enc.frontend is None and [n for n, _ in enc.layers] == layers
+    x = 0.1 * torch.randn(2, 8000)
+    out = enc(x)
+    last = enc.layers[-1][1]
+    torch.testing.assert_close(out[:, last], load_encoder(f"random:{name}")(x))

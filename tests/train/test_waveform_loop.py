@@ -65,15 +65,18 @@ def test_loss_falls_on_spoken_digits(tmp_path: Path, fsdd_files: list[Path], pre
     files = [f for f in fsdd_files if f.name.split("_")[1] in ("jackson", "theo") and int(f.stem.split("_")[2]) < 4]
     assert len(files) == 80
     (tmp_path / "fsdd.csv").write_text("path\n" + "".join(f"{f}\n" for f in files))
+    cpc = preset == "debug-cpc"
     cfg = get_preset(
-        preset, data=str(tmp_path / "fsdd.csv"), out=str(tmp_path / "run"), batch_size=8, steps=40,
-        crop_seconds=0.5, lr=2e-3, warmup_steps=0, log_every=1, progress=False,
+        preset, data=str(tmp_path / "fsdd.csv"), out=str(tmp_path / "run"), batch_size=8, steps=40 if cpc else 60,
+        crop_seconds=0.5, lr=2e-3 if cpc else 5e-3, warmup_steps=0, log_every=1, progress=False,
     )  # fmt: skip
     loop.pretrain(cfg)
     rows = [json.loads(ln) for ln in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
-    key = "loss" if preset == "debug-cpc" else "contrastive"  # wav2vec 2.0: the prediction term itself
+    key = "loss" if cpc else "contrastive"  # wav2vec 2.0: the prediction term (the feature penalty falls trivially)
     first, last = np.mean([r[key] for r in rows[:5]]), np.mean([r[key] for r in rows[-5:]])
-    assert last < 0.9 * first, (first, last)
+    # chance: every candidate equally likely (CPC: 2 directions x 12 steps x log(1 + 32); wav2vec 2.0: log(1 + 100))
+    chance = 24 * np.log(33) if cpc else np.log(101)
+    assert last < (0.9 if cpc else 0.93) * first and last < chance - 0.1, (first, last, chance)
     assert np.mean([r["acc"] for r in rows[-5:]]) > np.mean([r["acc"] for r in rows[:5]])
 
 
