@@ -13,7 +13,7 @@ from safetensors.torch import load_file
 from test_dist import free_port
 
 
-@pytest.mark.slow  # ~20 s idle (two spawned interpreters importing torch and transformers); SimCLR's runs in the fast suite
+@pytest.mark.slow  # two spawned interpreters importing torch and transformers; SimCLR's runs in the fast suite
 def test_two_process_waveform_objectives_equal_one_process(tmp_path: Path) -> None:
     kinds = ["cpc"] + (["wav2vec2"] if importlib.util.find_spec("transformers") else [])  # one spawn for both
     mp.start_processes(ww.waveform_worker, args=(2, free_port(), str(tmp_path), kinds), nprocs=2, start_method="spawn")
