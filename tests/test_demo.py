@@ -68,7 +68,7 @@ def test_budgeted_pretraining_replans_and_stops_at_the_deadline(tmp_path, one_th
 
     started = time.time()
     steps = demo._run_to_deadline(cfg, s, started + 6.0, metrics)
-    final = pretrain(dc_replace(cfg, steps=steps, ckpt_every=steps))
+    final = pretrain(dc_replace(cfg, steps=steps, ckpt_every=steps, resume=True))
     logged = [json.loads(line)["step"] for line in metrics.read_text().splitlines()]
     assert final.is_file() and logged[-1] == steps and 2 < steps < 10_000
     assert time.time() - started < 6.0 + 5.0  # the plan holds to within a restart and a stretch's misestimate

@@ -161,6 +161,14 @@ def test_demo_paths_name_what_the_demo_writes():
         assert not child or child in known, f"README names {folder}/{child}, which hares-synth does not write"
 
 
+def test_linked_docs_exist():
+    text = README.read_text(encoding="utf-8")
+    links = set(re.findall(r"\]\(((?:docs/)?[\w./-]+\.(?:md|png))\)", text))
+    assert {"docs/PROTOCOL.md", "docs/DATASETS.md", "docs/PRETRAINING.md"} <= links
+    for link in links:
+        assert (REPO / link).is_file(), f"README links {link}, which does not exist"
+
+
 def test_the_convention_markers_are_understood():
     sample = (
         "text\n<!-- readme-test: needs real data -->\n```python\nx = 1\n```\n"

@@ -183,3 +183,14 @@ def test_status_rows_for_hares_tasks(tmp_path):
     assert rows["esc50"]["looks_in"][0] == str(tmp_path / "ESC-50")
     assert rows["audioset"]["found"] is None and rows["audioset"]["metric"] == "mAP"
     assert rows["voxceleb1"]["classes"] == 1251
+
+
+def test_straddling_groups_are_reported_for_release_splits_and_refused_for_ours():
+    clips = [Clip("/a.wav", ("x",), "fold1", "src:1"), Clip("/b.wav", ("y",), "fold2", "src:1"),
+             Clip("/c.wav", ("x",), "fold2", "src:2")]  # fmt: skip
+    assert check_disjoint(clips, groups="report") == {"src:1": ["fold1", "fold2"]}
+    with pytest.raises(ValueError, match="group 'src:1' appears in splits 'fold1' and 'fold2'"):
+        check_disjoint(clips)
+    with pytest.raises(ValueError, match="appears in splits"):  # one clip in two splits: refused either way
+        check_disjoint([*clips, Clip("/a.wav", ("x",), "fold3")], groups="report")
+    assert get_task("esc50").release_split and not get_task("birdsong").release_split

@@ -1,4 +1,4 @@
-"""Audio loading, cropping and the HARES log-mel frontend (PROTOCOL.md sections 1 and 2)."""
+"""Audio loading, cropping and the HARES log-mel frontend (docs/PROTOCOL.md sections 1 and 2)."""
 
 from __future__ import annotations
 
@@ -91,7 +91,7 @@ def eval_windows(
     window_s: float = EVAL_WINDOW_S,
     min_last_s: float = EVAL_MIN_LAST_S,
 ) -> list[np.ndarray]:
-    """PROTOCOL section 2: the whole clip up to `window_s`; longer clips in consecutive windows.
+    """docs/PROTOCOL.md section 2: the whole clip up to `window_s`; longer clips in consecutive windows.
 
     The last window is zero-padded to `min_last_s` only if it is shorter than that, else kept as is.
     Every window is at least one STFT frame long. The caller averages the window embeddings.

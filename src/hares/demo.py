@@ -95,9 +95,15 @@ def pretrain_config(pool_csv: Path, out: Path, s: DemoSettings = FULL, seed: int
         proj_dim=s.proj_dim,
         log_every=max(1, min(10, s.calibration_steps)),  # the re-planning reads these rows' step times
         keep_checkpoints=1,
-        resume=True,
         **overrides,
     )
+
+
+def _pretrain_to(cfg, steps: int):
+    """Train the run in `cfg.out` to `steps` (checkpointing there), resuming it once it exists."""
+    from hares.train import pretrain
+
+    return pretrain(replace(cfg, steps=steps, ckpt_every=steps, resume=(Path(cfg.out) / "config.json").is_file()))
 
 
 def _run_to_deadline(cfg, s: DemoSettings, deadline: float, metrics: Path) -> int:
@@ -108,10 +114,8 @@ def _run_to_deadline(cfg, s: DemoSettings, deadline: float, metrics: Path) -> in
     learning rate is constant after warm-up and `resume` is bit-exact, so the stretches train exactly what one
     uninterrupted run of the returned step count trains (`--steps N`).
     """
-    from hares.train import pretrain
-
     done = min(s.calibration_steps, s.steps)
-    pretrain(replace(cfg, steps=done, ckpt_every=done))
+    _pretrain_to(cfg, done)
     last = 0
     while True:
         per_step = _steady_step_time(metrics, last) * _STEP_MARGIN
@@ -121,13 +125,11 @@ def _run_to_deadline(cfg, s: DemoSettings, deadline: float, metrics: Path) -> in
         if target - done < max(4 * s.calibration_steps, target // 8):  # too short to be worth another re-plan
             return target
         last, done = done, done + (target - done) // 2
-        pretrain(replace(cfg, steps=done, ckpt_every=done))
+        _pretrain_to(cfg, done)
 
 
 def _pretrain(pool_csv: Path, out: Path, s: DemoSettings, seed: int, deadline: float, steps: int | None) -> tuple:
     """SimCLR on the pool; returns (encoder checkpoint, steps run). Without `steps`, the budget decides them."""
-    from hares.train import pretrain
-
     if out.exists():  # a fresh run: resuming an older one would blur the step count and the budget
         shutil.rmtree(out)
     cfg = pretrain_config(pool_csv, out, s, seed)
@@ -136,7 +138,7 @@ def _pretrain(pool_csv: Path, out: Path, s: DemoSettings, seed: int, deadline: f
     if steps is None:  # run in stretches, re-planning the total from the measured step time after each
         steps = _run_to_deadline(cfg, s, deadline, out / "metrics.jsonl")
         _log(f"pre-training: {steps} steps fitted the budget (reproduce with --steps {steps})")
-    ckpt = pretrain(replace(cfg, steps=steps, ckpt_every=steps))
+    ckpt = _pretrain_to(cfg, steps)
     return ckpt, steps
 
 

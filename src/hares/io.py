@@ -1,14 +1,34 @@
-"""Atomic file writes: nothing half-written is ever visible under the final name."""
+"""Atomic file writes: nothing half-written is ever visible under the final name.
+
+Files are created with the mode a plain `open()` would give them (0666 minus the user's umask), not
+`mkstemp`'s private 0600, so a shared cache, a report or a checkpoint handed to a colleague stays readable.
+"""
 
 from __future__ import annotations
 
 import json
 import os
 import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+_UMASK_LOCK = threading.Lock()
+
+
+def current_umask() -> int:
+    """The process umask (read by setting and restoring it, under a lock)."""
+    with _UMASK_LOCK:
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
+
+
+def file_mode() -> int:
+    """The mode `open()` gives a new file: 0666 minus the umask."""
+    return 0o666 & ~current_umask()
 
 
 @contextmanager
@@ -20,6 +40,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     os.close(fd)
     try:
         yield Path(tmp)
+        # mkstemp creates 0600, and some writers (safetensors) replace the file with their own 0600 one
+        os.chmod(tmp, file_mode())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -33,3 +55,24 @@ def write_text(path: str | os.PathLike, text: str) -> None:
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:
     write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def check_output_dir(path: str | os.PathLike, what: str = "--out") -> Path:
+    """Raise ValueError (one line) unless `path` is, or can be created as, a folder this process can write into.
+
+    Called before any compute, so a typo in `--out` costs nothing. Creates the folder (and its parents).
+    """
+    path = Path(path).expanduser()
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{what} {path}: exists and is not a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ValueError(f"{what} {path}: cannot create the folder ({e.strerror or e})") from None
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".hares-write-check.", dir=path)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise ValueError(f"{what} {path}: folder is not writable ({e.strerror or e})") from None
+    return path

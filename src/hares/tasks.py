@@ -3,7 +3,8 @@
 A `TaskSpec` says what a task is (domain, metric, classes, probe) and where its data lives
 (`<data-root>/<folder>`, official release layout). Its adapter (`hares.data.adapters.<adapter>`) turns that folder
 into a manifest of `Clip`s; `splits` turns the manifest into the train / valid / test sets the probe uses.
-Splits and class lists never depend on test-split content (PROTOCOL.md section 5).
+Splits and class lists never depend on test-split content (docs/PROTOCOL.md section 5); each dataset's layout, split
+and published counts are in docs/DATASETS.md.
 
     >>> task = get_task("esc50")
     >>> clips = task.build_manifest("/data")          # reads /data/ESC-50 or /data/ESC-50-master
@@ -29,7 +30,7 @@ from hares.data.adapters import nsynth as _nsynth
 from hares.data.adapters import speech_commands as _sc
 from hares.data.adapters import tut18 as _tut18
 from hares.data.adapters import voxforge as _voxforge
-from hares.data.adapters._util import gc_paused
+from hares.data.adapters._util import count_splits, gc_paused
 from hares.data.manifest import SPLITS, Clip, check_disjoint
 
 __all__ = ["TASKS", "Manifest", "TaskSpec", "get_task", "list_tasks"]
@@ -47,6 +48,11 @@ class TaskSpec:
     probe: "linear" or "mlp" (AudioSet).
     adapter: module name under `hares.data.adapters`; `options` are its keyword arguments.
     label_set: the canonical class list in index order; () = the sorted labels of the train and valid clips.
+    release_split: the release defines the split and hares follows it exactly: a group (speaker, recording) that the
+        release itself puts in two splits is listed in the manifest report (`report["straddling"]`), not refused.
+        Splits hares makes itself (release_split False) must keep every group inside one split.
+    published: clip counts the release publishes, as (what, count); what = a split, splits joined by `+`, `all`,
+        or `listed:<name>` (rows of one metadata file, `report["listed"][name]`). `hares tasks` flags differences.
     """
 
     name: str
@@ -62,6 +68,8 @@ class TaskSpec:
     adapter: str = ""
     options: tuple[tuple[str, Any], ...] = ()
     label_set: tuple[str, ...] = field(default=(), repr=False)
+    release_split: bool = False
+    published: tuple[tuple[str, int], ...] = ()
 
     def candidates(self, data_root: str | os.PathLike | None) -> list[Path]:
         """Every folder `locate` tries, in order (for a CSV task: the CSV's folder, whatever the data root)."""
@@ -118,9 +126,27 @@ class TaskSpec:
             raise ValueError(f"{self.name}: adapter produced unknown split(s) {sorted(bad)}")
         if not clips:
             raise ValueError(f"{self.name}: no clips found under {root} (download: {self.url})")
+        clips = clips if isinstance(clips, Manifest) else Manifest(clips)
         with gc_paused():
-            check_disjoint(clips, where=f"{self.name}: ")
-        return clips if isinstance(clips, Manifest) else Manifest(clips)
+            straddling = check_disjoint(clips, f"{self.name}: ", groups="report" if self.release_split else "raise")
+        if straddling:
+            clips.report["straddling"] = straddling
+        return clips
+
+    def count_check(self, clips: list[Clip]) -> list[tuple[str, int, int]]:
+        """(what, found, published) for every count the release publishes (see `published`)."""
+        counts = count_splits(clips)
+        listed = getattr(clips, "report", {}).get("listed", {})
+        out = []
+        for what, expected in self.published:
+            if what.startswith("listed:"):
+                found = int(listed.get(what[len("listed:") :], 0))
+            elif what == "all":
+                found = len(clips)
+            else:
+                found = sum(counts.get(s, 0) for s in what.split("+"))
+            out.append((what, found, expected))
+        return out
 
     def classes(self, clips: list[Clip]) -> list[str]:
         """The class list (index order of the probe's outputs).
@@ -168,36 +194,42 @@ TASKS: dict[str, TaskSpec] = {
         TaskSpec(
             "audioset", "environment", "mAP", True, ("AudioSet", "audioset"),
             "https://research.google.com/audioset/download.html", 527, probe="mlp", adapter="audioset",
+            published=(("listed:balanced_train_segments.csv", 22160), ("listed:eval_segments.csv", 20371)),
             description="527 sound-event labels; train = balanced + unbalanced (5% held out as valid), test = eval",
         ),
         TaskSpec(
             "birdsong", "environment", "accuracy", False, ("birdsong", "Birdsong", "dcase2018_task3"),
             "http://dcase.community/challenge2018/task-bird-audio-detection", 2, adapter="birdsong",
             label_set=_birdsong.CLASSES,
+            published=(("all", 35690), ("listed:ff1010bird", 7690), ("listed:warblrb10k_public", 8000),
+                       ("listed:BirdVox-DCASE-20k", 20000)),
             description="bird presence (DCASE 2018 BAD dev sets); seeded 80/10/10 split stratified by set and label",
         ),
         TaskSpec(
             "tut18", "environment", "accuracy", False,
             ("TUT-urban-acoustic-scenes-2018-development", "TUT18", "tut18"),
             "https://zenodo.org/record/1228142", 10, adapter="tut18", label_set=_tut18.CLASSES,
+            release_split=True, published=(("train+valid", 6122), ("test", 2518)),
             description="10 acoustic scenes; fold1 train (10% of locations as valid) / fold1 evaluate",
         ),
         TaskSpec(
             "esc50", "environment", "accuracy", False, ("ESC-50", "ESC-50-master", "esc50"),
             "https://github.com/karolpiczak/ESC-50", 50, folds=_esc50.FOLDS, adapter="esc50",
-            label_set=_esc50.CLASSES,
+            label_set=_esc50.CLASSES, release_split=True, published=tuple((f, 400) for f in _esc50.FOLDS),
             description="50 environmental sound classes; 5-fold CV (test fold i, valid fold i+1)",
         ),
         TaskSpec(
             "speech_commands_v1", "speech", "accuracy", False, _sc.FOLDERS,
             "http://download.tensorflow.org/data/speech_commands_v0.02.tar.gz (+ speech_commands_test_set_v0.02)",
             12, adapter="speech_commands", options=(("protocol", "12"),), label_set=_sc.CLASSES_12,
+            release_split=True, published=(("train", 85511), ("valid", 10102), ("test", 4890)),
             description="12 classes (10 words, _silence_, _unknown_), TFDS convention on v0.02 audio",
         ),
         TaskSpec(
             "speech_commands_v2", "speech", "accuracy", False, _sc.FOLDERS,
             "http://download.tensorflow.org/data/speech_commands_v0.02.tar.gz", 35, adapter="speech_commands",
             options=(("protocol", "35"),), label_set=_sc.CLASSES_35,
+            release_split=True, published=(("train", 84843), ("valid", 9981), ("test", 11005)),
             description="35 words; official validation_list / testing_list",
         ),
         TaskSpec(
@@ -205,6 +237,7 @@ TASKS: dict[str, TaskSpec] = {
             ("fluent_speech_commands_dataset", "fluent_speech_commands", "FSC"),
             "https://fluent.ai/fluent-speech-commands-a-dataset-for-spoken-language-understanding-research/", 31,
             adapter="fluent_speech_commands",
+            release_split=True, published=(("train", 23132), ("valid", 3118), ("test", 3793)),
             description="31 intents (action|object|location); official train/valid/test csv",
         ),
         TaskSpec(
@@ -216,24 +249,27 @@ TASKS: dict[str, TaskSpec] = {
         TaskSpec(
             "voxceleb1", "speech", "accuracy", False, ("VoxCeleb1", "voxceleb1", "vox1"),
             "https://www.robots.ox.ac.uk/~vgg/data/voxceleb/vox1.html", 1251, adapter="voxceleb1",
+            release_split=True, published=(("train", 138361), ("valid", 6904), ("test", 8251)),
             description="1,251 speakers; official iden_split.txt (1 train, 2 valid, 3 test)",
         ),
         TaskSpec(
             "nsynth_instrument", "music", "accuracy", False, _nsynth.FOLDERS,
             "https://magenta.tensorflow.org/datasets/nsynth", 11, adapter="nsynth",
             options=(("target", "instrument"),), label_set=_nsynth.FAMILIES,
+            release_split=True, published=_nsynth.PUBLISHED,
             description="11 instrument families; official nsynth-train / valid / test",
         ),
         TaskSpec(
             "nsynth_pitch", "music", "accuracy", False, _nsynth.FOLDERS,
             "https://magenta.tensorflow.org/datasets/nsynth", 128, adapter="nsynth",
             options=(("target", "pitch"),), label_set=_nsynth.PITCHES,
+            release_split=True, published=_nsynth.PUBLISHED,
             description="128 MIDI pitches; official nsynth-train / valid / test",
         ),
         TaskSpec(
             "magnatagatune", "music", "mAP", True, ("MagnaTagATune", "magnatagatune", "mtat"),
             "https://mirg.city.ac.uk/codeapps/the-magnatagatune-dataset", 50, adapter="magnatagatune",
-            label_set=_mtat.TOP50,
+            label_set=_mtat.TOP50, published=(("all", 25860),),
             description="top-50 tags; folders 0-b train / c valid / d-f test",
         ),
     )

@@ -17,7 +17,7 @@ def test_audioset_parsing_quirks(tmp_path):
     assert list(labels) == list(AUDIOSET_MIDS) and labels["/m/05zppz"] == "Male speech, man speaking"
     rows = read_segments(d / "balanced_train_segments.csv")
     assert len(rows) == 40
-    assert rows[2] == ("-b002xyzAB", 30.0, 40.0, ("/m/09x0r", "/m/05zppz", "/m/02zsn"))
+    assert rows[2] == ("-b002xyzABC", 30.0, 40.0, ("/m/09x0r", "/m/05zppz", "/m/02zsn"))
 
 
 def test_audioset_manifest_missing_and_valid(tmp_path):
@@ -40,9 +40,9 @@ def test_audioset_manifest_missing_and_valid(tmp_path):
         ytid = ytid[1:] if "/audios/" in c.path else ytid
         assert (c.split == "valid") == (c.split != "test" and in_valid(ytid))
     eval_clip = next(c for c in clips if c.split == "test")
-    assert eval_clip.path.endswith("audios/eval_segments/YYe000abcde.wav") and eval_clip.labels == ("/m/09x0r",)
+    assert eval_clip.path.endswith("audios/eval_segments/YYe000abcdef.wav") and eval_clip.labels == ("/m/09x0r",)
     assert task.multilabel and set(task.classes(clips)) <= set(AUDIOSET_MIDS)
-    assert any(c.path.endswith("audio/unbal_train/u000_Yzq.flac") for c in clips)
+    assert any(c.path.endswith("audio/unbal_train/u000_Yzqrst.flac") for c in clips)
     assert len(task.build_manifest(tmp_path, balanced_only=True)) == 35 + 9
 
 

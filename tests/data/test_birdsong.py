@@ -16,7 +16,7 @@ def test_birdsong_stratified_split_and_labels(tmp_path):
     birdsong(tmp_path)
     task = get_task("birdsong")
     clips = task.build_manifest(tmp_path)
-    assert clips.report["sets"] == {"ff1010bird": 20, "warblrb10k_public": 20, "BirdVox-DCASE-20k": 20}
+    assert clips.report["listed"] == {"ff1010bird": 20, "warblrb10k_public": 20, "BirdVox-DCASE-20k": 20}
     assert task.classes(clips) == ["no_bird", "bird"]
     strata = Counter((c.group.split(":")[0], c.label, c.split) for c in clips)
     for ds in ("ff1010bird", "warblrb10k", "BirdVox-DCASE-20k"):

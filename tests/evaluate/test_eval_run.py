@@ -22,7 +22,7 @@ def test_run_eval_writes_the_report_and_reuses_the_cache(tmp_path, csv_task, tin
     results = run_eval(encoders, [f"csv:{csv_task}"], out=out, cache_dir=tmp_path / "cache", **FAST)
     assert {p.name for p in out.iterdir()} >= {"report.csv", "report.md", "report.png", "results.json"}
     rows = list(csv.DictReader(open(out / "report.csv")))
-    assert list(rows[0]) == ["encoder", "task", "domain", "metric", "score", "std"]
+    assert list(rows[0]) == ["encoder", "task", "domain", "metric", "score", "std", "ci_low", "ci_high"]
     assert [r["encoder"] for r in rows] == ["logmel", "rnd"]
     logmel = float(rows[0]["score"])
     assert 60 < logmel <= 100  # three tone classes: log-mel statistics separate them

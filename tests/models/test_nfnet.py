@@ -146,7 +146,7 @@ def test_stochastic_depth_only_in_training() -> None:
 def test_overrides_build_other_sizes() -> None:
     n = _count("sf_nfnet_micro", slow={"depth": [1, 1, 2, 1]}, fast={"depth": [1, 1, 2, 1]})
     assert n > _count("sf_nfnet_micro")
-    with pytest.raises(KeyError, match="unknown pathway keys"):
+    with pytest.raises(KeyError, match="unknown key"):
         create_model("sf_nfnet_micro", slow={"widths": [1]})
     with pytest.raises(ValueError, match="depths must match"):
         create_model("sf_nfnet_micro", slow={"depth": [1, 1, 2, 1]})

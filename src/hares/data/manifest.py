@@ -71,16 +71,27 @@ def manifest_hash(clips: Iterable[Clip]) -> str:
     return h.hexdigest()
 
 
-def check_disjoint(clips: Iterable[Clip], where: str = "") -> None:
-    """Raise if a clip (path + segment) or a non-empty group appears in more than one split."""
+def check_disjoint(clips: Iterable[Clip], where: str = "", groups: str = "raise") -> dict[str, list[str]]:
+    """Check that no clip (path + segment) and no non-empty group appears in more than one split.
+
+    A clip in two splits always raises ValueError. A group in two splits raises with `groups="raise"` (splits hares
+    makes itself); with `groups="report"` (a split the release defines, followed as published) the straddling groups
+    are returned as {group: [splits]} for the manifest report instead.
+    """
+    if groups not in ("raise", "report"):
+        raise ValueError(f"groups must be 'raise' or 'report', got {groups!r}")
     by_key: dict[tuple, str] = {}
     by_group: dict[str, str] = {}
+    straddling: dict[str, set[str]] = {}
     for c in clips:
         key = (c.path, c.start, c.end)
         if by_key.setdefault(key, c.split) != c.split:
             raise ValueError(f"{where}{c.path}: appears in splits {by_key[key]!r} and {c.split!r}")
         if c.group and by_group.setdefault(c.group, c.split) != c.split:
-            raise ValueError(f"{where}group {c.group!r} appears in splits {by_group[c.group]!r} and {c.split!r}")
+            if groups == "raise":
+                raise ValueError(f"{where}group {c.group!r} appears in splits {by_group[c.group]!r} and {c.split!r}")
+            straddling.setdefault(c.group, {by_group[c.group]}).add(c.split)
+    return {g: sorted(s) for g, s in sorted(straddling.items())}
 
 
 def resolve(path: str | os.PathLike, base: str | os.PathLike) -> str:

@@ -6,6 +6,8 @@ import argparse
 import ast
 import sys
 
+from hares.evaluate.report_cli import add_stats_options
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -37,10 +39,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="override a protocol value, e.g. --set max_epochs=50 --set lrs=(1e-3,)",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_stats_options(p)
     p.set_defaults(func=cmd_eval)  # fmt: skip
 
-    p = sub.add_parser("tasks", help="list the HARES tasks, the folders each looks for and whether its data is found")
+    p = sub.add_parser(
+        "tasks",
+        help="list the HARES tasks, the folders each looks for, and for the datasets found their clips per split "
+        "against the release's published counts",
+    )
     p.add_argument("--data-root", default=".", help="folder holding the datasets (default: current folder)")
+    p.add_argument("--no-counts", action="store_true", help="only say where each dataset is; do not read its files")
     p.set_defaults(func=cmd_tasks)
 
 
@@ -67,14 +75,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
             overrides["seeds"] = tuple(int(s) for s in args.seeds.split(","))
         results = run_eval(args.encoder, args.tasks, data_root=args.data_root, out=args.out, cache_dir=args.cache_dir,
                            device=args.device, batch_size=args.batch_size, num_workers=args.workers,
-                           progress=not args.no_progress, **overrides)  # fmt: skip
+                           progress=not args.no_progress, resamples=args.resamples, stats_seed=args.stats_seed,
+                           compare=args.compare, **overrides)  # fmt: skip
     except (BadAudioError, FileNotFoundError, KeyError, TypeError, ValueError) as e:
         print(f"hares eval: error: {e}", file=sys.stderr)
         return 2
     from hares.evaluate.report import render_markdown
 
     print(render_markdown(results).split("\n\n## ")[0])
-    print(f"\nreport: {args.out}/report.md, report.csv, report.png, results.json")
+    paired = ", paired.csv, paired.png" if results["stats"]["paired"] else ""
+    print(f"\nreport: {args.out}/report.md, report.csv, report.png{paired}, results.json, predictions/")
     return 0
 
 
@@ -83,10 +93,46 @@ def cmd_tasks(args: argparse.Namespace) -> int:
 
     header = f"{'task':24s} {'domain':12s} {'metric':9s} {'classes':>7s}  {'data':8s}"
     print(f"{header} folders looked for (under {args.data_root})")
+    flagged = 0
     for name in list_tasks():
         spec = get_task(name)
         found = spec.locate(args.data_root)
         where = f"found    {found}" if found else "missing  " + ", ".join(spec.folders)
-        print(f"{name:24s} {spec.domain:12s} {spec.metric:9s} {spec.num_classes:7d}  {where}")
-    print("\ncustom tasks: --tasks csv:PATH (columns path,label|labels[,split,group]); downloads: see each task's url")
+        print(f"{name:24s} {spec.domain:12s} {spec.metric:9s} {spec.num_classes:7d}  {where}", flush=True)
+        if found and not args.no_counts:
+            lines, bad = task_counts(spec, args.data_root)
+            flagged += bad
+            for line in lines:
+                print(f"{'':24s} {line}")
+    print("\ncustom tasks: --tasks csv:PATH (columns path,label|labels[,split,group]); layouts and downloads: "
+          "docs/DATASETS.md, `hares download TASK`")  # fmt: skip
+    if flagged:
+        print(f"{flagged} task(s) differ from the release's published counts (marked !)")
     return 0
+
+
+def task_counts(spec, data_root) -> tuple[list[str], int]:
+    """Lines for `hares tasks`: clips per split, each published count that differs (`!`), the straddling groups
+    the release defines, and what the adapter skipped; returns (lines, 1 if anything differs else 0)."""
+    try:
+        clips = spec.build_manifest(data_root)
+    except (FileNotFoundError, ValueError) as e:
+        return [f"! cannot read: {e}"], 1
+    counts = ", ".join(f"{s} {n:,}" for s, n in clips.report.get("clips", {}).items())
+    lines, bad = [f"clips: {counts}"], 0
+    for what, got, expected in spec.count_check(clips):
+        if got != expected:
+            lines.append(f"! {what}: {got:,} clips, the release publishes {expected:,}")
+            bad = 1
+    if spec.published and not bad:
+        lines.append("= the release's published counts")
+    straddling = clips.report.get("straddling", {})
+    if straddling:
+        shown = "; ".join(f"{g} in {'/'.join(s)}" for g, s in list(straddling.items())[:4])
+        more = f" (+{len(straddling) - 4} more)" if len(straddling) > 4 else ""
+        lines.append(f"note: {len(straddling)} group(s) in two splits as the release defines them: {shown}{more}")
+    for key in ("missing", "dropped", "skipped_languages"):
+        value = clips.report.get(key)
+        if value and any(value.values() if isinstance(value, dict) else [value]):
+            lines.append(f"note: {key}: {value if isinstance(value, dict) else len(value)}")
+    return lines, bad

@@ -30,23 +30,61 @@ def accuracy(scores: torch.Tensor | np.ndarray, targets: torch.Tensor | np.ndarr
     return float((scores.argmax(dim=-1) == targets.to(scores.device)).double().mean())
 
 
-def average_precision(scores: torch.Tensor | np.ndarray, targets: torch.Tensor | np.ndarray) -> torch.Tensor:
-    """Per-class AP (C,) of scores (N, C) against multi-hot targets (N, C); NaN for classes with no positive."""
-    scores = _tensor(scores).double()
-    targets = _tensor(targets).to(scores.device).double()
-    n = scores.shape[0]
-    s, order = torch.sort(scores, dim=0, descending=True)  # (N, C)
-    t = torch.gather(targets, 0, order)
-    tp = torch.cumsum(t, dim=0)  # true positives at each rank
+def average_precision(
+    scores: torch.Tensor | np.ndarray,
+    targets: torch.Tensor | np.ndarray,
+    weights: torch.Tensor | np.ndarray | None = None,
+    dtype: torch.dtype = torch.float64,
+) -> torch.Tensor:
+    """Per-class AP (C,) of scores (N, C) against multi-hot targets (N, C); NaN for classes with no positive.
+
+    With `weights` (B, N) (e.g. bootstrap counts: clip n drawn w[b, n] times) it returns (B, C): the AP of each
+    weighted set, equal to scikit-learn's on the data with clip n repeated w[b, n] times. The sort and the
+    positives' bookkeeping are done once; each weighted set then costs one gather and one cumulative sum over
+    (C, N) plus O(positives), in `dtype` (float32 is exact for the counts and ~1e-7 relative for AP).
+    """
+    plan = ap_plan(_tensor(scores), _tensor(targets))
+    n = plan["n"]
+    w = torch.ones(1, n, dtype=dtype) if weights is None else _tensor(weights).to(dtype)
+    w = w.to(plan["order"].device)
+    ap = weighted_ap(plan, w)
+    return ap[0] if weights is None else ap
+
+
+def ap_plan(scores: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor | int]:
+    """Rank order per class and, for every positive (class, rank): its clip, the end of its tie group (flat index
+    into a (C, N) cumulative sum) and the number of positives ranked up to that end."""
+    scores = scores.double()
+    targets = targets.to(scores.device)
+    n, c = scores.shape
+    s, order = torch.sort(scores.T, dim=1, descending=True)  # (C, N): each class's rank order
+    t = torch.gather(targets.T.long(), 1, order) > 0  # (C, N) positives in rank order
     boundary = torch.ones_like(s, dtype=torch.bool)
-    boundary[:-1] = s[:-1] != s[1:]  # last row of each run of tied scores
-    idx = torch.arange(n, device=s.device)[:, None].expand_as(s)
+    boundary[:, :-1] = s[:, :-1] != s[:, 1:]  # last rank of each run of tied scores
+    idx = torch.arange(n, device=s.device).expand(c, n)
     ends = torch.where(boundary, idx, torch.full_like(idx, n))
-    ends = torch.flip(torch.cummin(torch.flip(ends, [0]), dim=0).values, [0])  # end of each row's tie group
-    precision = torch.gather(tp, 0, ends) / (ends + 1).double()  # precision at that threshold
-    positives = t.sum(dim=0)
-    ap = (t * precision).sum(dim=0) / positives
-    return torch.where(positives > 0, ap, torch.full_like(ap, float("nan")))
+    ends = torch.flip(torch.cummin(torch.flip(ends, [1]), dim=1).values, [1])  # (C, N) end of each rank's tie group
+    cls, rank = torch.nonzero(t, as_tuple=True)  # positives, by class then rank
+    end = ends[cls, rank]
+    positives_upto = torch.cumsum(t.long(), dim=1)[cls, end]  # positives ranked <= the tie group's end
+    first = torch.cumsum(t.sum(dim=1), dim=0) - t.sum(dim=1)  # index of each class's first positive
+    return {"n": n, "c": c, "order": order, "cls": cls, "clip": order[cls, rank], "flat_end": cls * n + end,
+            "ptr": first[cls] + positives_upto - 1, "first": first}  # fmt: skip
+
+
+def weighted_ap(plan: dict, w: torch.Tensor) -> torch.Tensor:
+    """AP (B, C) of the weighted sets w (B, N) under a plan from `ap_plan`."""
+    b, c, n = w.shape[0], plan["c"], plan["n"]
+    cls = plan["cls"]
+    seen = torch.cumsum(w[:, plan["order"]], dim=2).reshape(b, c * n)[:, plan["flat_end"]]  # (B, P) clips >= score
+    wpos = w[:, plan["clip"]]  # (B, P) weight of each positive
+    cum = torch.cumsum(wpos, dim=1)
+    before = torch.cat([torch.zeros(b, 1, dtype=w.dtype, device=w.device), cum], dim=1)[:, plan["first"][cls]]
+    tp = cum[:, plan["ptr"]] - before  # weighted positives ranked up to each positive's tie group end
+    precision = tp / seen.clamp(min=1e-12)  # 0/0 only where the positive itself has weight 0
+    num = torch.zeros(b, c, dtype=w.dtype, device=w.device).index_add_(1, cls, wpos * precision)
+    den = torch.zeros(b, c, dtype=w.dtype, device=w.device).index_add_(1, cls, wpos)
+    return torch.where(den > 0, num / den.clamp(min=1e-12), torch.full_like(num, float("nan")))
 
 
 def mean_average_precision(scores: torch.Tensor | np.ndarray, targets: torch.Tensor | np.ndarray) -> float:

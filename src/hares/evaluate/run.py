@@ -28,6 +28,7 @@ from hares.evaluate.embed import ClipPolicy, EmbeddingCache, extract
 from hares.evaluate.encoders import EvalEncoder, load_encoder
 from hares.evaluate.metrics import domain_averages, hares_score
 from hares.evaluate.probe import ProbeConfig, targets_for, train_probe
+from hares.evaluate.stats import DEFAULT_RESAMPLES, DEFAULT_SEED, FoldPredictions, TaskPredictions, check_test_targets
 
 DEFAULT_MAX_BAD_FRACTION = 0.01
 PACKAGES = ("torch", "numpy", "scipy", "scikit-learn", "soundfile", "soxr", "safetensors", "timm", "matplotlib")
@@ -181,9 +182,10 @@ def evaluate_task(
     cfg = protocol.probe
     bar = tqdm(total=len(folds) * len(cfg.seeds) * cfg.max_epochs, desc=f"probe {label} / {spec.name}",
                unit="epoch", disable=not progress)  # fmt: skip
-    fold_results = []
+    fold_results, fold_predictions = [], []
+    base = os.path.commonpath([c.path for c in clips]) if clips else ""
     for fold, sets in folds:
-        data = {}
+        data, test_ids = {}, []
         for split in ("train", "valid", "test"):
             idx = np.array([index[(c.path, c.start, c.end)] for c in sets[split]], dtype=np.int64)
             _check_bad(spec.name, fold, split, idx, cache, protocol.max_bad_fraction)
@@ -191,11 +193,17 @@ def evaluate_task(
             idx = idx[keep]
             labels = [c.labels for c, k in zip(sets[split], keep) if k]
             data[split] = (_CacheRows(cache, idx), targets_for(labels, classes, spec.multilabel))
+            if split == "test":  # clip ids relative to the task's folder, so runs on other machines still pair
+                test_ids = [f"{os.path.relpath(c.path, base)}|{c.start:g}|{c.end:g}" for c, k in zip(sets[split], keep)
+                            if k]  # fmt: skip
+        check_test_targets(f"{spec.name}{'/' + fold if fold else ''}", data["test"][1], spec.multilabel)
         result = train_probe(data["train"], data["valid"], data["test"], kind=spec.probe, multilabel=spec.multilabel,
                              num_classes=len(classes), metric=spec.metric, cfg=cfg, device=device,
                              progress=bar.update)  # fmt: skip
         bar.update(sum(cfg.max_epochs - s["epochs_run"] for s in result["seeds"]))
         sizes = {s: len(data[s][0]) for s in data}
+        logits = np.stack(result.pop("test_logits"))  # (S, N_test, C)
+        fold_predictions.append(FoldPredictions(fold or "", data["test"][1].numpy(), logits, np.array(test_ids, str)))
         fold_results.append({"fold": fold, "sizes": sizes, **result})
     bar.close()
     per_seed = 100 * np.mean([[s["test"] for s in f["seeds"]] for f in fold_results], axis=0)  # (seeds,)
@@ -210,6 +218,7 @@ def evaluate_task(
         "num_classes": len(classes),
         "probe": spec.probe,
         "cache_key": cache.key,
+        "predictions": TaskPredictions(label, spec.name, spec.metric, tuple(cfg.seeds), fold_predictions),
         "bad_files": sorted(cache.bad.values()),
         "folds": [
             {
@@ -250,15 +259,25 @@ def run_eval(
     batch_size: int = 32,
     num_workers: int = 2,
     progress: bool = True,
+    resamples: int = DEFAULT_RESAMPLES,
+    stats_seed: int = DEFAULT_SEED,
+    compare: Sequence[str] = (),
     **overrides: Any,
 ) -> dict[str, Any]:
     """Evaluate `encoders` (specs `[LABEL=]SPEC` or encoders) on `tasks` (names, `csv:PATH`, "all").
 
-    Writes `report.csv`, `report.md`, `report.png` and `results.json` into `out` (if given) and returns the
-    results dict. Embeddings are cached under `cache_dir` (default `$HARES_CACHE` or ~/.cache/hares/embeddings).
+    Writes `report.csv`, `report.md`, `report.png`, `paired.csv`, `paired.png`, `results.json` and the per-clip
+    test predictions (`predictions/*.npz`) into `out` (if given) and returns the results dict. Intervals and
+    paired tests use `resamples` bootstrap replicates drawn from `stats_seed`; `compare` names published reference
+    rows (`paper:SF_NFNET_F0`, see `hares references`) shown beside the encoders. Embeddings are cached under
+    `cache_dir` (default `$HARES_CACHE` or ~/.cache/hares/embeddings).
     """
+    from hares.evaluate.references import get_reference
     from hares.evaluate.report import write_report
-    from hares.tasks import get_task, list_tasks
+    from hares.tasks import get_task
+
+    for ref in compare:
+        get_reference(ref)  # an unknown reference fails before any work
 
     protocol = Protocol.with_overrides(**overrides)
     dev = _resolve_device(device)
@@ -292,6 +311,7 @@ def run_eval(
             "manifest_hash": manifest_hash(clips),
             "num_clips": len(clips),
             "clips_per_split": dict(sorted(counts.items())),
+            "manifest_report": getattr(clips, "report", {}),  # what the adapter counted, skipped, found straddling
         }
 
     if missing:
@@ -320,16 +340,44 @@ def run_eval(
                 )  # fmt: skip
             )
         del encoder
+    predictions = {(r["encoder"], r["task"]): r.pop("predictions") for r in results["results"]}
+    finish_results(results, predictions, resamples=resamples, stats_seed=stats_seed)
+    if out is not None:
+        write_predictions(out, results, predictions)
+        write_report(results, out, compare=compare)
+    return results
+
+
+def compute_aggregates(results: dict[str, Any]) -> dict[str, Any]:
+    """Domain averages, HARES score (None without all 12 tasks) and mean over tasks, per encoder."""
+    from hares.tasks import list_tasks
+
     benchmark = list_tasks()
-    domains = {n: i["domain"] for n, i in task_info.items()}
-    results["aggregates"] = {}
-    for label in labels:
-        scores = {r["task"]: r["score"] for r in results["results"] if r["encoder"] == label}
-        results["aggregates"][label] = {
-            "domains": domain_averages(scores, domains),
+    aggregates = {}
+    for label in dict.fromkeys(r["encoder"] for r in results["results"]):
+        rows = [r for r in results["results"] if r["encoder"] == label]
+        scores = {r["task"]: r["score"] for r in rows}
+        aggregates[label] = {
+            "domains": domain_averages(scores, {r["task"]: r["domain"] for r in rows}),
             "hares": hares_score(scores, benchmark),
             "mean": float(np.mean(list(scores.values()))),
         }
-    if out is not None:
-        write_report(results, out)
-    return results
+    return aggregates
+
+
+def finish_results(results: dict[str, Any], predictions: dict, resamples: int, stats_seed: int) -> None:
+    """Aggregates, then intervals and paired tests (`hares.evaluate.stats`) from the per-clip predictions."""
+    from hares.evaluate.stats import compute_stats
+
+    results["aggregates"] = compute_aggregates(results)
+    compute_stats(results, predictions, resamples=resamples, seed=stats_seed)
+
+
+def write_predictions(out: str | os.PathLike, results: dict[str, Any], predictions: dict) -> None:
+    """Each (encoder, task)'s test logits, targets and clip ids to OUT/predictions/*.npz; rows record the file."""
+    from hares.evaluate.stats import predictions_file, save_predictions
+
+    for r in results["results"]:
+        name = predictions_file(r["encoder"], r["task"])
+        save_predictions(Path(out) / "predictions" / name, predictions[r["encoder"], r["task"]])
+        r["predictions"] = f"predictions/{name}"

@@ -12,8 +12,14 @@ import torch
 
 # Family files register their builders on import (one file per family).
 from hares.models import byola, cnn14, cpc, nfnet, resnet, timm_models, wav2vec2  # noqa: F401
-from hares.models._registry import MODELS, create_model, list_models, register_model
-from hares.models.checkpoint import load_checkpoint, read_metadata, save_checkpoint, state_dict_hash
+from hares.models._registry import MODELS, check_model_config, create_model, list_models, register_model
+from hares.models.checkpoint import (
+    check_checkpoint,
+    load_checkpoint,
+    read_metadata,
+    save_checkpoint,
+    state_dict_hash,
+)
 from hares.models.haiku import load_haiku
 
 
@@ -31,6 +37,8 @@ class Encoder(Protocol):
 __all__ = [
     "Encoder",
     "MODELS",
+    "check_checkpoint",
+    "check_model_config",
     "create_model",
     "list_models",
     "register_model",

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from hares.models._registry import register_model
+from hares.schema import Float, Int
 
 
 class AudioNTT2020(nn.Module):
@@ -55,13 +56,21 @@ class AudioNTT2020(nn.Module):
         return x.amax(dim=1) + x.mean(dim=1)  # (B, d)
 
 
-@register_model
+SCHEMA = {
+    "n_mels": Int(ge=8, le=1024),
+    "d": Int(ge=1, le=65536),
+    "channels": Int(ge=1, le=4096),
+    "dropout": Float(ge=0, lt=1),
+}
+
+
+@register_model(schema=SCHEMA)
 def byola_cnn(**kwargs: Any) -> AudioNTT2020:
     """BYOL-A's AudioNTT2020 encoder, d=2048: 5,584,000 parameters at 80 mel bins (5,321,856 at 64)."""
     return AudioNTT2020(**kwargs)
 
 
-@register_model
+@register_model(schema=SCHEMA)
 def byola_tiny(**kwargs: Any) -> AudioNTT2020:
     """A tiny BYOL-A encoder for tests (16 channels, d=64)."""
     return AudioNTT2020(**{"channels": 16, "d": 64, **kwargs})

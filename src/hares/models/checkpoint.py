@@ -1,4 +1,11 @@
-"""Encoder weights as safetensors, with the model name and its config in the metadata (no pickle)."""
+"""Encoder weights as safetensors, with the model name and its config in the metadata (no pickle).
+
+A checkpoint is untrusted input. Before anything is built, its metadata is checked: `hares_name` must be a
+registered network and `hares_config` must fit that network's declared schema (known keys, types, ranges; see
+`hares.models._registry`); the network is then built on the meta device, its size bounded and every tensor shape
+compared with the file's header. Only then is the real network allocated and the weights read, and non-finite
+weights are refused. No value from the file ever reaches a loader (timm's `checkpoint_path`, `pretrained`, ...).
+"""
 
 from __future__ import annotations
 
@@ -13,7 +20,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from hares.io import atomic_path
-from hares.models._registry import create_model
+from hares.models._registry import check_model_config, create_model
 
 
 def save_checkpoint(model: nn.Module, path: str | os.PathLike, extra: dict[str, Any] | None = None) -> None:
@@ -40,22 +47,58 @@ def read_metadata(path: str | os.PathLike) -> dict[str, str]:
         raise ValueError(f"{path}: not a safetensors checkpoint ({e})") from e
 
 
-def load_checkpoint(path: str | os.PathLike, name: str | None = None, map_location: str = "cpu") -> nn.Module:
-    """Build the model recorded in `path` (or `name`) and load its weights strictly."""
-    from safetensors.torch import load_file
-
+def _plan(path: str | os.PathLike, name: str | None) -> tuple[str, dict[str, Any], dict[str, tuple[int, ...]]]:
+    """(network name, checked config, tensor shapes) of a checkpoint, from its header alone (nothing allocated)."""
     meta = read_metadata(path)
     name = name or meta.get("hares_name")
     if not name:
         raise ValueError(f"{path}: has no 'hares_name' metadata; pass the model name (NAME:PATH)")
-    config = json.loads(meta.get("hares_config", "{}"))
+    try:
+        config = json.loads(meta.get("hares_config", "{}"))
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: its 'hares_config' metadata is not JSON ({e})") from None
+    meta_model, config = check_model_config(name, config, where=f"{path}: ")
+    expected = {k: tuple(v.shape) for k, v in meta_model.state_dict().items()}
+    with safe_open(str(path), framework="pt") as f:
+        found = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    missing = sorted(set(expected) - set(found))
+    unexpected = sorted(set(found) - set(expected))
+    wrong = [
+        f"{k} {found[k]} (expected {expected[k]})" for k in sorted(expected) if k in found and found[k] != expected[k]
+    ]
+    if missing or unexpected or wrong:
+        parts = [f"{len(missing)} missing {missing[:3]}" if missing else "",
+                 f"{len(unexpected)} unexpected {unexpected[:3]}" if unexpected else "",
+                 f"{len(wrong)} mis-shaped {wrong[:3]}" if wrong else ""]  # fmt: skip
+        raise ValueError(f"{path}: weights do not match network {name!r}: " + "; ".join(p for p in parts if p))
+    return name, config, expected
+
+
+def _check_finite(path: str | os.PathLike, key: str, tensor: torch.Tensor) -> None:
+    if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+        raise ValueError(f"{path}: tensor {key!r} holds non-finite values (NaN or inf)")
+
+
+def check_checkpoint(path: str | os.PathLike, name: str | None = None) -> str:
+    """Validate a checkpoint without building the network (metadata, schema, shapes, finite weights, one
+    tensor in memory at a time); returns the network name. Raises ValueError naming the file and the problem."""
+    name, _, _ = _plan(path, name)
+    with safe_open(str(path), framework="pt") as f:
+        for key in f.keys():
+            _check_finite(path, key, f.get_tensor(key))
+    return name
+
+
+def load_checkpoint(path: str | os.PathLike, name: str | None = None, map_location: str = "cpu") -> nn.Module:
+    """Build the model recorded in `path` (or `name`) and load its weights strictly (see the module docstring)."""
+    from safetensors.torch import load_file
+
+    name, config, _ = _plan(path, name)
     model = create_model(name, **config)
     state = load_file(str(path), device=map_location)
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise ValueError(
-            f"{path}: weights do not match model {name!r}: missing {missing[:5]}, unexpected {unexpected[:5]}"
-        )
+    for key, tensor in state.items():
+        _check_finite(path, key, tensor)
+    model.load_state_dict(state, strict=True)
     return model
 
 

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from hares.models._registry import register_model
+from hares.schema import Int, Seq
 
 MIN_FRAMES = 32
 
@@ -85,13 +86,16 @@ class Cnn14(nn.Module):
         return self.feature_map(x).mean(dim=3).transpose(1, 2)
 
 
-@register_model
+SCHEMA = {"mel_bins": Int(ge=1, le=1024), "widths": Seq(Int(ge=1, le=16384), min_len=1, max_len=16, as_list=True)}
+
+
+@register_model(schema=SCHEMA)
 def cnn14(**kwargs: Any) -> Cnn14:
     """PANNs CNN14 to its fc1 embedding: 79,673,824 parameters at 80 mel bins, 2048-d."""
     return Cnn14(**kwargs)
 
 
-@register_model
+@register_model(schema=SCHEMA)
 def cnn14_tiny(**kwargs: Any) -> Cnn14:
     """A tiny CNN14 for tests (widths 8..256)."""
     return Cnn14(**{"widths": [8, 16, 32, 64, 128, 256], **kwargs})

@@ -45,6 +45,7 @@ _ACTS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "softplus": F.softplus,
     "tanh": torch.tanh,
 }
+ACTIVATIONS: tuple[str, ...] = tuple(sorted(_ACTS))
 
 
 def activation(name: str, scaled: bool = True) -> Callable[[torch.Tensor], torch.Tensor]:

@@ -27,6 +27,7 @@ from torch import nn
 
 from hares.models._registry import register_model
 from hares.models.layers import (
+    ACTIVATIONS,
     SqueezeExcite,
     StochDepth,
     WSConv2d,
@@ -35,6 +36,7 @@ from hares.models.layers import (
     gelu_tanh,
     max_pool_same,
 )
+from hares.schema import Bool, Float, Int, Record, Seq, Str
 
 # The official variant table (`base.slowfast_nfnet_params`); kernels and strides are (time, freq).
 F0_SLOW: dict[str, Any] = {
@@ -68,6 +70,35 @@ VARIANTS: dict[str, dict[str, dict[str, Any]]] = {
         "slow": {**F0_SLOW, "width": [32, 64, 128, 128], "depth": [1, 1, 1, 1], "group_width": [16] * 4},
         "fast": {**F0_FAST, "width": [16, 16, 32, 32], "depth": [1, 1, 1, 1], "group_width": [8] * 4},
     },
+}
+
+_STAGES = 4
+_PAIR = dict(length=2, as_list=True)
+# What a checkpoint's (or `create_model`'s) config may set: the pathway table keys and the block constants.
+PATHWAY_SCHEMA = Record(
+    {
+        "width": Seq(Int(ge=1, le=16384), length=_STAGES, as_list=True),
+        "depth": Seq(Int(ge=1, le=64), length=_STAGES, as_list=True),
+        "expansion": Seq(Float(gt=0, le=16), length=_STAGES, as_list=True),
+        "group_width": Seq(Int(ge=1, le=16384), length=_STAGES, as_list=True),
+        "big_width": Seq(Bool(), length=_STAGES, as_list=True),
+        "drop_rate": Float(ge=0, lt=1),
+        "stem_kernel_pattern": Seq(Seq(Int(ge=1, le=31), **_PAIR), length=4, as_list=True),
+        "stem_stride_pattern": Seq(Seq(Int(ge=1, le=16), **_PAIR), length=4, as_list=True),
+        "kernel_pattern": Seq(Seq(Int(ge=1, le=31), **_PAIR), length=_STAGES, as_list=True),
+        "stride_pattern": Seq(Seq(Int(ge=1, le=16), **_PAIR), length=_STAGES, as_list=True),
+    }
+)
+SCHEMA = {
+    "slow": PATHWAY_SCHEMA,
+    "fast": PATHWAY_SCHEMA,
+    "time_ratio": Int(ge=1, le=64),
+    "fusion_conv_channel_ratio": Int(ge=1, le=64),
+    "fusion_kernel": Seq(Int(ge=1, le=63), **_PAIR),
+    "se_ratio": Float(gt=0, le=8),
+    "alpha": Float(ge=0, le=10),
+    "stochdepth_rate": Float(ge=0, lt=1),
+    "act": Str(choices=ACTIVATIONS),
 }
 
 
@@ -301,19 +332,19 @@ def sf_nfnet(variant: str = "f0", slow: dict | None = None, fast: dict | None = 
     return SlowFastNFNet(_merge(v["slow"], slow), _merge(v["fast"], fast), **kwargs)
 
 
-@register_model
+@register_model(schema=SCHEMA)
 def sf_nfnet_f0(**kwargs: Any) -> SlowFastNFNet:
     """Slowfast NFNet-F0, the paper's encoder: 62,970,654 parameters, 3456-d (fast 384 | slow 3072)."""
     return sf_nfnet("f0", **kwargs)
 
 
-@register_model
+@register_model(schema=SCHEMA)
 def sf_nfnet_tiny(**kwargs: Any) -> SlowFastNFNet:
     """The golden reference's small variant: 5,430,725 parameters, 1152-d (fast 128 | slow 1024)."""
     return sf_nfnet("tiny", **kwargs)
 
 
-@register_model
+@register_model(schema=SCHEMA)
 def sf_nfnet_micro(**kwargs: Any) -> SlowFastNFNet:
     """A very small Slowfast NFNet for CPU tests and the demo (one block per stage), 320-d."""
     return sf_nfnet("micro", **kwargs)

@@ -30,6 +30,7 @@ from torch import nn
 
 from hares.models._registry import register_model
 from hares.models.layers import StochDepth, WSConv2d, activation, frames_from_map, max_pool_same
+from hares.schema import Bool, Float, Int, Seq, Str
 
 SLOW_KT = (1, 1, 3, 3)  # temporal kernel of conv a, per stage (Kazakos `_TEMPORAL_KERNEL_BASIS['slowfast']`)
 FAST_KT = (3, 3, 3, 3)
@@ -245,43 +246,54 @@ class SlowFastResNet(nn.Module):
         return torch.cat([s, f], dim=2)
 
 
-@register_model
+SCHEMA = {
+    "depths": Seq(Int(ge=1, le=64), length=4, as_list=True),
+    "width": Int(ge=8, le=16384),
+    "beta_inv": Int(ge=1, le=64),
+    "alpha": Int(ge=1, le=64),
+    "norm": Str(choices=("bn", "ln", "in", "none")),
+    "nf": Bool(),
+    "stochdepth_rate": Float(ge=0, lt=1),
+}
+
+
+@register_model(schema=SCHEMA)
 def sf_resnet50(**kwargs: Any) -> SlowFastResNet:
     """Slowfast ResNet50, batch norm by default (`norm="ln" | "in" | "none"`): 25,967,208 parameters, 2304-d."""
     return SlowFastResNet(**kwargs)
 
 
-@register_model
+@register_model(schema=SCHEMA)
 def sf_resnet50_ln(**kwargs: Any) -> SlowFastResNet:
     """Slowfast ResNet50 with layer norm (GroupNorm(1, C)) everywhere."""
     return SlowFastResNet(norm="ln", **kwargs)
 
 
-@register_model
+@register_model(schema=SCHEMA)
 def sf_resnet50_in(**kwargs: Any) -> SlowFastResNet:
     """Slowfast ResNet50 with instance norm (GroupNorm(C, C)) everywhere."""
     return SlowFastResNet(norm="in", **kwargs)
 
 
-@register_model
+@register_model(schema=SCHEMA)
 def sf_resnet50_nonorm(**kwargs: Any) -> SlowFastResNet:
     """Slowfast ResNet50 without normalisation (conv biases, zero-initialised block gains)."""
     return SlowFastResNet(norm="none", **kwargs)
 
 
-@register_model
+@register_model(schema=SCHEMA)
 def sf_nf_resnet50(**kwargs: Any) -> SlowFastResNet:
     """Slowfast NF-ResNet50: NF-ResNet bottlenecks (scaled ReLU, WSConv, skip gains) in the Slowfast topology."""
     return SlowFastResNet(nf=True, **kwargs)
 
 
-@register_model
+@register_model(schema=SCHEMA)
 def sf_resnet_tiny(**kwargs: Any) -> SlowFastResNet:
     """A tiny Slowfast ResNet for tests: one block per stage, slow stem width 16 (any `norm`)."""
     return SlowFastResNet(**{"depths": [1, 1, 1, 1], "width": 16, **kwargs})
 
 
-@register_model
+@register_model(schema=SCHEMA)
 def sf_nf_resnet_tiny(**kwargs: Any) -> SlowFastResNet:
     """A tiny Slowfast NF-ResNet for tests: one block per stage, slow stem width 16."""
     return SlowFastResNet(**{"depths": [1, 1, 1, 1], "width": 16, "nf": True, **kwargs})

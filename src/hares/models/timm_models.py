@@ -27,8 +27,14 @@ import torch
 from torch import nn
 
 from hares.models._registry import register_model
+from hares.schema import Float, Int, Seq
 
 VIT_GRID_INPUT = (304, 80)  # (T, F) the positional embedding is made for: 3 s at a 10 ms hop, 80 mel bins
+
+# The only timm options a config (a checkpoint's, or `create_model`'s) may set. Loader options such as
+# `pretrained`, `checkpoint_path` or `pretrained_cfg` are never accepted: timm would read (and unpickle) files.
+SCHEMA = {"drop_rate": Float(ge=0, lt=1), "drop_path_rate": Float(ge=0, lt=1)}
+VIT_SCHEMA = {**SCHEMA, "img_size": Seq(Int(ge=16, le=8192), length=2, as_list=True)}
 
 
 class TimmEncoder(nn.Module):
@@ -66,49 +72,49 @@ def _vit(timm_name: str, **kwargs: Any) -> TimmEncoder:
     return TimmEncoder(timm_name, dynamic_img_size=True, dynamic_img_pad=True, **kwargs)
 
 
-@register_model
+@register_model(schema=SCHEMA)
 def nfnet_f0(**kwargs: Any) -> TimmEncoder:
     """NFNet-F0 (timm `dm_nfnet_f0`), 68,415,996 parameters, 3072-d."""
     return TimmEncoder("dm_nfnet_f0", **kwargs)
 
 
-@register_model
+@register_model(schema=SCHEMA)
 def resnet50(**kwargs: Any) -> TimmEncoder:
     """ResNet50 (timm `resnet50`), 23,501,760 parameters, 2048-d."""
     return TimmEncoder("resnet50", **kwargs)
 
 
-@register_model
+@register_model(schema=SCHEMA)
 def efficientnet_b0(**kwargs: Any) -> TimmEncoder:
     """EfficientNet-B0 (timm `efficientnet_b0`), 4,006,972 parameters, 1280-d."""
     return TimmEncoder("efficientnet_b0", **kwargs)
 
 
-@register_model
+@register_model(schema=VIT_SCHEMA)
 def vit_base(**kwargs: Any) -> TimmEncoder:
     """ViT-B/16 on the spectrogram (timm `vit_base_patch16_224`), 85,327,872 parameters, 768-d (class token)."""
     return _vit("vit_base_patch16_224", **kwargs)
 
 
-@register_model
+@register_model(schema=SCHEMA)
 def nfnet_tiny(**kwargs: Any) -> TimmEncoder:
     """timm's `test_nfnet`: a tiny NFNet for tests."""
     return TimmEncoder("test_nfnet", **kwargs)
 
 
-@register_model
+@register_model(schema=SCHEMA)
 def resnet_tiny(**kwargs: Any) -> TimmEncoder:
     """timm's `test_resnet`: a tiny ResNet for tests."""
     return TimmEncoder("test_resnet", **kwargs)
 
 
-@register_model
+@register_model(schema=SCHEMA)
 def efficientnet_tiny(**kwargs: Any) -> TimmEncoder:
     """timm's `test_efficientnet`: a tiny EfficientNet for tests."""
     return TimmEncoder("test_efficientnet", **kwargs)
 
 
-@register_model
+@register_model(schema=VIT_SCHEMA)
 def vit_tiny(**kwargs: Any) -> TimmEncoder:
     """timm's `test_vit` (not ViT-Ti) with the same variable-length handling as `vit_base`."""
     return _vit("test_vit", **kwargs)

@@ -6,7 +6,11 @@ A checkpoint is a folder `<out>/checkpoints/step_XXXXXXXX/` holding
   rng.safetensors    RNG state tensors of every rank (torch CPU / CUDA, numpy's key array),
   state.json         step, data position, optimiser param groups and scalars, the other RNG fields, config.
 It is written in a hidden temporary folder that is renamed into place, then `checkpoints/latest` (written
-atomically) names it: a killed run never leaves a half-written checkpoint that resume would pick up.
+atomically) names it: a killed run never leaves a half-written checkpoint that resume would pick up. Rotation
+keeps the checkpoint just written and the newest others by step number (never by name).
+
+Run folders are owned (`claim_run_folder`): a new run refuses a folder that holds one (`--resume` continues it,
+`--overwrite` replaces it), and `--resume` refuses a folder without a hares run in it.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -23,9 +28,17 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from hares.io import write_text
+from hares.io import file_mode, write_text
 
 LATEST = "latest"
+CONFIG_FILE = "config.json"
+# Everything a run writes into its folder (what `--overwrite` removes, and what marks a folder as holding a run).
+RUN_FILES = ("config.json", "run.json", "metrics.jsonl", "checkpoints", "encoder.safetensors")
+_STEP_DIR = re.compile(r"step_(\d+)")
+
+
+class RunFolderError(ValueError):
+    """A run folder that cannot be used as asked (it holds a run, holds none to resume, or resumes differently)."""
 
 
 def capture_rng() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -98,14 +111,77 @@ def save_training_state(
     save_file(rng_tensors, str(tmp / "rng.safetensors"))
     state = {"step": step, "optimizer": opt_meta, "rng": [m for _, m in rng], **info}
     (tmp / "state.json").write_text(json.dumps(state, indent=1, default=str) + "\n")
+    for f in tmp.iterdir():  # safetensors writes its files 0600: give them the user's umask like everything else
+        f.chmod(file_mode())
     if final.exists():
         shutil.rmtree(final)
     os.replace(tmp, final)
     write_text(root / LATEST, final.name + "\n")
-    done = sorted(p for p in root.glob("step_*") if p.is_dir())
-    for old in done[:-keep]:
+    others = sorted((p for p in root.iterdir() if p.is_dir() and p != final and _step_of(p) is not None), key=_step_of)
+    for old in others[: max(0, len(others) - (keep - 1))]:  # keep `final` and the newest keep - 1 others by step
         shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+def _step_of(path: Path) -> int | None:
+    m = _STEP_DIR.fullmatch(path.name)
+    return int(m.group(1)) if m else None
+
+
+def run_files(out: str | os.PathLike) -> list[str]:
+    """The names in `RUN_FILES` that exist in `out`."""
+    return [n for n in RUN_FILES if (Path(out) / n).exists()]
+
+
+def saved_run_config(out: str | os.PathLike) -> dict[str, Any] | None:
+    """The config a run in `out` trained with (its latest checkpoint's, else config.json), or None if `out`
+    holds no hares run."""
+    out = Path(out)
+    try:
+        ckpt = latest_checkpoint(out)
+        if ckpt is not None:
+            return dict(json.loads((ckpt / "state.json").read_text())["config"])
+        if (out / CONFIG_FILE).is_file():
+            saved = json.loads((out / CONFIG_FILE).read_text())
+            return saved if isinstance(saved, dict) and {"objective", "model", "batch_size"} <= set(saved) else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return None
+
+
+def claim_run_folder(out: str | os.PathLike, *, resume: bool, overwrite: bool, remove: bool = True) -> None:
+    """Check that `out` may be used as asked; with `overwrite`, remove the previous run's files (if `remove`).
+
+    Raises RunFolderError: a new run where one exists (naming `--resume` and `--overwrite`), `--resume` where
+    there is no hares run, or both flags at once. `remove=False` only checks (ranks other than 0).
+    """
+    out = Path(out)
+    if resume and overwrite:
+        raise RunFolderError("--resume and --overwrite exclude each other: continue the run, or replace it")
+    if out.exists() and not out.is_dir():
+        raise RunFolderError(f"--out {out}: exists and is not a folder")
+    present = run_files(out)
+    if resume:
+        if saved_run_config(out) is None:
+            what = f"holds {', '.join(present)} but no readable hares run config" if present else "holds no hares run"
+            raise RunFolderError(f"cannot resume {out}: it {what}; start a run there without --resume")
+        return
+    if not present:
+        return
+    if not overwrite:
+        try:
+            ckpt = latest_checkpoint(out)
+        except OSError:
+            ckpt = None
+        at = f" at step {_step_of(ckpt)}" if ckpt is not None else ""
+        raise RunFolderError(
+            f"{out}: already holds a hares run{at} ({', '.join(present)}); continue it with --resume, or replace it "
+            "with --overwrite (deletes its checkpoints and metrics)"
+        )
+    if remove:
+        for name in present:
+            target = out / name
+            shutil.rmtree(target) if target.is_dir() and not target.is_symlink() else target.unlink()
 
 
 def latest_checkpoint(out: str | os.PathLike) -> Path | None:

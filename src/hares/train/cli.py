@@ -1,6 +1,6 @@
 """`hares pretrain` and `hares shards`.
 
-hares pretrain --preset debug --data DIR --out runs/x [--steps N] [--resume] [--set lr=3e-4 ...]
+hares pretrain --preset debug --data DIR --out runs/x [--steps N] [--resume | --overwrite] [--set lr=3e-4 ...]
 torchrun --nproc_per_node=8 -m hares pretrain --preset paper-simclr --data /data/audioset --out runs/simclr
 hares shards --data DIR_OR_MANIFEST --out SHARD_DIR [--shard-size 512]
 """
@@ -30,9 +30,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", default=None, help="encoder name (see `hares encoders`)")
     p.add_argument("--batch-size", type=int, default=None, help="global batch (all ranks together)")
     p.add_argument("--num-workers", type=int, default=None, help="data-loading worker processes per rank")
-    p.add_argument("--resume", action="store_true", help="continue from the run's latest checkpoint")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
+    p.add_argument("--overwrite", action="store_true", help="replace the run already in --out (deletes it)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override any config field")
+    p.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE",
+        help="override a config field (Python literal: --set lr=3e-4 --set betas=(0.9,0.99)); see docs/PRETRAINING.md",
+    )  # fmt: skip
     p.set_defaults(func=cmd_pretrain)
 
     s = sub.add_parser("shards", help="write WebDataset tar shards ({key}.flac + {key}.json) from audio data")
@@ -43,7 +47,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_pretrain(args: argparse.Namespace) -> int:
-    from hares.train.config import apply_overrides, get_preset
+    from hares.train.config import apply_overrides, get_preset, override
     from hares.train.loop import pretrain
 
     flags = {
@@ -56,8 +60,9 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
         "num_workers": args.num_workers,
     }
     cfg = get_preset(args.preset, **{k: v for k, v in flags.items() if v is not None})
-    cfg = apply_overrides(cfg, [*args.set, f"resume={args.resume}", f"progress={not args.no_progress}"])
-    path = pretrain(cfg)
+    cfg = apply_overrides(cfg, args.set)
+    cfg = override(cfg, resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress)
+    path = pretrain(cfg)  # bad settings, folders and data raise before any compute; `hares` prints one line
     if os.environ.get("RANK", "0") == "0":
         print(f"encoder checkpoint: {path}")
     return 0

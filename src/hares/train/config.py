@@ -1,18 +1,21 @@
 """Pre-training configuration: one flat dataclass and named presets written as Python functions (big_vision style).
 
 `get_preset("paper-simclr", data="/data/audioset", out="runs/x")` returns a validated `PretrainConfig`;
-`apply_overrides(cfg, ["lr=3e-4"])` applies `--set KEY=VALUE` strings (parsed with `literal_eval`, checked
-against the field's type; unknown keys are an error). Small presets shrink batch, steps and widths, never the
+`apply_overrides(cfg, ["lr=3e-4"])` applies `--set KEY=VALUE` strings with the strict parser of `hares.schema`
+(types from each field's default or its declared `metadata={"spec": ...}`; unknown keys and the run flags
+marked `fixed` are refused). Small presets shrink batch, steps and widths, never the
 code path (PROTOCOL.md section 6). The resolved config is saved as JSON next to every run.
 """
 
 from __future__ import annotations
 
-import ast
-import dataclasses
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
+
+from hares.schema import check_overrides, fixed_fields, parse_assignments, settable_fields
+
+_FIXED = {"fixed": True}  # set by the command's own flags (or recorded only), never by --set
 
 OBJECTIVES = ("simclr", "supervised", "byola", "cpc", "wav2vec2")
 DATA_FORMATS = ("auto", "folder", "manifest", "audioset", "shards", "librispeech")
@@ -24,7 +27,7 @@ LR_SCHEDULES = ("constant", "linear")
 class PretrainConfig:
     """Everything a pre-training run depends on. `batch_size` is the global batch (clips per step, all ranks)."""
 
-    preset: str = "custom"
+    preset: str = field(default="custom", metadata=_FIXED)
     objective: str = "simclr"
     model: str = "sf_nfnet_f0"
     model_kwargs: dict = field(default_factory=dict)
@@ -79,8 +82,9 @@ class PretrainConfig:
     log_every: int = 10
     ckpt_every: int = 1000
     keep_checkpoints: int = 2
-    resume: bool = False
-    progress: bool = True
+    resume: bool = field(default=False, metadata=_FIXED)
+    overwrite: bool = field(default=False, metadata=_FIXED)  # replace a run already in `out`
+    progress: bool = field(default=True, metadata=_FIXED)
 
     def validate(self) -> PretrainConfig:
         checks = [
@@ -123,52 +127,20 @@ class PretrainConfig:
         return cls(**d).validate()
 
 
-def _default(name: str) -> Any:
-    f = PretrainConfig.__dataclass_fields__[name]
-    return f.default_factory() if f.default is dataclasses.MISSING else f.default
-
-
-def _coerce(name: str, value: Any) -> Any:
-    """Check `value` against the type of the field's default (ints are accepted for floats, lists for tuples)."""
-    default = _default(name)
-    if isinstance(default, bool):
-        ok = isinstance(value, bool)
-    elif isinstance(default, float):
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        value = float(value) if ok else value
-    elif isinstance(default, int):
-        ok = isinstance(value, int) and not isinstance(value, bool)
-    elif isinstance(default, tuple):
-        ok = isinstance(value, (list, tuple))
-        value = tuple(value) if ok else value
-    else:
-        ok = isinstance(value, type(default))
-    if not ok:
-        raise TypeError(f"config key {name!r} expects {type(default).__name__}, got {value!r}")
-    return value
-
-
 def override(cfg: PretrainConfig, **overrides: Any) -> PretrainConfig:
-    """A copy of `cfg` with keyword overrides (type-checked; unknown keys raise KeyError)."""
-    names = {f.name for f in fields(PretrainConfig)}
-    unknown = sorted(set(overrides) - names)
-    if unknown:
-        raise KeyError(f"unknown config keys {unknown}; known: {', '.join(sorted(names))}")
-    return replace(cfg, **{k: _coerce(k, v) for k, v in overrides.items()}).validate()
+    """A copy of `cfg` with keyword overrides (type-checked, any field; unknown keys raise KeyError)."""
+    checked = check_overrides(overrides, settable_fields(PretrainConfig, include_fixed=True), what="config key")
+    return replace(cfg, **checked).validate()
 
 
 def apply_overrides(cfg: PretrainConfig, assignments: Iterable[str]) -> PretrainConfig:
-    """Apply `KEY=VALUE` strings; VALUE is a Python literal (`lr=3e-4`, `betas=(0.9,0.99)`) or a bare string."""
-    parsed: dict[str, Any] = {}
-    for item in assignments:
-        key, sep, raw = item.partition("=")
-        if not sep:
-            raise ValueError(f"--set expects KEY=VALUE, got {item!r}")
-        try:
-            parsed[key.strip()] = ast.literal_eval(raw)
-        except (ValueError, SyntaxError):
-            parsed[key.strip()] = raw
-    return override(cfg, **parsed)
+    """Apply `--set KEY=VALUE` strings; VALUE is a Python literal (`lr=3e-4`, `betas=(0.9,0.99)`) or a bare word.
+
+    The run flags (`resume`, `overwrite`, `progress`) and the `preset` label are not offered: the command's own
+    flags set them."""
+    parsed = parse_assignments(assignments)
+    checked = check_overrides(parsed, settable_fields(PretrainConfig), fixed_fields(PretrainConfig), "config key")
+    return replace(cfg, **checked).validate()
 
 
 # ---------------------------------------------------------------- presets

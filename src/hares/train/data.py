@@ -338,7 +338,7 @@ class StepSampler:
     """Batch sampler: step s -> this rank's slice of the global batch s, as [(index, epoch), ...].
 
     An epoch is one seeded permutation of the clips (or, with `weights`, a seeded draw of len(items) clips with
-    replacement, the same on every rank: pretraining.md section 7.4). If the data has fewer clips than a global
+    replacement, the same on every rank: docs/PRETRAINING.md section 7). If the data has fewer clips than a global
     batch, an epoch concatenates several permutations. Infinite; starts at `start_step`.
     """
 

@@ -6,13 +6,22 @@ DDP starts from torchrun's environment (NCCL on GPU, gloo on CPU); each rank rea
 batch; rank 0 logs and writes checkpoints. Randomness that shapes a step (crops, mixing) is a function of
 (seed, step, rank), and the global RNGs are checkpointed too, so `resume=True` continues exactly where the run
 stopped. The loop never branches on the method: objectives return {"loss": ..., **logs}.
+
+The run folder is owned: a new run refuses a folder that holds one (`resume=True` continues it, `overwrite=True`
+replaces it); resuming refuses any change of a setting the run depends on (every config field except the few in
+`RESUME_MAY_CHANGE`, so fields added later are covered) and any change of the data (the clip list's fingerprint
+in run.json), listing what changed. Metric rows are appended one line at a time; a torn last line left by a kill
+is dropped when the run resumes.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import platform
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -20,17 +29,30 @@ import torch
 from torch.utils.data import DataLoader
 
 from hares.audio import SAMPLE_RATE, num_frames
-from hares.io import write_json, write_text
-from hares.models import create_model, save_checkpoint
+from hares.io import check_output_dir, write_json, write_text
+from hares.models import check_model_config, create_model, save_checkpoint
 from hares.train import dist
-from hares.train.checkpoint import capture_rng, latest_checkpoint, load_training_state, save_training_state
+from hares.train.checkpoint import (
+    RunFolderError,
+    capture_rng,
+    claim_run_folder,
+    latest_checkpoint,
+    load_training_state,
+    save_training_state,
+    saved_run_config,
+)
 from hares.train.config import PretrainConfig
-from hares.train.data import ClipDataset, ShardStream, StepSampler, balanced_weights, collate, open_source
+from hares.train.data import ClipDataset, ShardStream, Source, StepSampler, balanced_weights, collate, open_source
 from hares.train.objectives import build_objective
 
 ENCODER_FILE = "encoder.safetensors"
-# Changing these between a run and its resumption would silently train something else.
-RESUME_MUST_MATCH = ("objective", "model", "model_kwargs", "batch_size", "seed", "crop_seconds", "class_balanced")
+# The only settings a resumed run may change: how long it runs and how it logs, where, with what tolerance.
+# Every other field (data, objective, network, batch, optimiser, seed, ... and fields added later) must match.
+# `num_workers` shapes the data order of shard streams, so it must match for sharded data.
+RESUME_MAY_CHANGE = (
+    "steps", "out", "resume", "overwrite", "progress", "log_every", "ckpt_every", "keep_checkpoints", "device",
+    "max_bad_in_a_row", "num_workers",
+)  # fmt: skip
 
 
 def step_seed(seed: int, step: int, rank: int) -> int:
@@ -55,23 +77,69 @@ def adaptive_clip_grad(params, clip: float, eps: float = 1e-3) -> None:
     agc(params, clip_factor=clip, eps=eps)
 
 
-def _check_resume_config(out: Path, cfg: PretrainConfig, sharded: bool) -> None:
-    saved = json.loads((out / "config.json").read_text())
-    keys = RESUME_MUST_MATCH + (("num_workers",) if sharded else ())  # shard streams are laid out per worker
-    diff = {k: (saved.get(k), getattr(cfg, k)) for k in keys if saved.get(k) != _jsonable(getattr(cfg, k))}
-    if diff:
-        raise ValueError(f"{out}: cannot resume with a different {sorted(diff)} (saved vs now: {diff})")
+def _resume_changes(saved: dict, cfg: PretrainConfig, sharded: bool) -> list[str]:
+    """What differs between the saved run config and `cfg`, as `key: saved -> now` lines (allowed keys skipped)."""
+    now = _jsonable(cfg.to_dict())
+    may = set(RESUME_MAY_CHANGE) - ({"num_workers"} if sharded else set())
+    missing = object()
+    out = []
+    for k in sorted((set(saved) | set(now)) - may):
+        a, b = saved.get(k, missing), now.get(k, missing)
+        if k == "data" and isinstance(a, str) and isinstance(b, str):
+            a, b = _abs(a), _abs(b)
+        if a != b:
+            out.append(f"{k}: {'(absent)' if a is missing else repr(a)} -> {'(absent)' if b is missing else repr(b)}")
+    return out
+
+
+def _abs(path: str) -> str:
+    return os.path.abspath(path) if path else path
 
 
 def _jsonable(v):
     return json.loads(json.dumps(v))
 
 
+def data_fingerprint(source: Source) -> str:
+    """sha256 over the clip list (absolute paths, labels, segments) or the shard list (names, clip counts)."""
+    h = hashlib.sha256(f"{source.kind}\n{json.dumps(list(source.label_names))}\n".encode())
+    if source.shards:
+        for shard, count in zip(source.shards, source.shard_counts):
+            h.update(f"{os.path.basename(shard)}\t{count}\n".encode())
+    for it in source.items:
+        h.update(f"{os.path.abspath(it.path)}\t{';'.join(it.labels)}\t{it.start}\t{it.end}\n".encode())
+    return h.hexdigest()
+
+
+def _read_metrics(path: Path) -> list[dict]:
+    """The rows of metrics.jsonl; lines that do not parse (a row torn by a kill) are dropped with a warning."""
+    rows, torn = [], 0
+    for ln in path.read_text(errors="replace").splitlines():
+        if not ln.strip():
+            continue
+        try:
+            row = json.loads(ln)
+            rows.append(row) if isinstance(row, dict) and isinstance(row.get("step"), int) else None
+            torn += not (isinstance(row, dict) and isinstance(row.get("step"), int))
+        except json.JSONDecodeError:
+            torn += 1
+    if torn:
+        warnings.warn(f"{path}: dropped {torn} unreadable row(s) (torn by an interrupted write)", stacklevel=2)
+    return rows
+
+
 def _truncate_metrics(path: Path, step: int) -> None:
-    """On resume, drop metric rows past the checkpoint so the log reads as one uninterrupted run."""
+    """On resume, drop metric rows past the checkpoint (and torn rows) so the log reads as one uninterrupted run."""
     if path.is_file():
-        rows = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln)["step"] <= step]
-        write_text(path, "".join(r + "\n" for r in rows))
+        rows = [r for r in _read_metrics(path) if r["step"] <= step]
+        write_text(path, "".join(json.dumps(r) + "\n" for r in rows))
+
+
+def _saved_fingerprint(out: Path) -> str | None:
+    try:
+        return json.loads((out / "run.json").read_text()).get("data_fingerprint")
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def pretrain(cfg: PretrainConfig) -> Path:
@@ -79,18 +147,37 @@ def pretrain(cfg: PretrainConfig) -> Path:
     cfg.validate()
     if not cfg.data:
         raise ValueError("no training data: set `data` (a folder, manifest, AudioSet root or shards)")
+    out = Path(cfg.out)
+    # --- before any compute: the run folder, the network config, what a resume would change
+    claim_run_folder(out, resume=cfg.resume, overwrite=cfg.overwrite, remove=False)
+    check_model_config(cfg.model, cfg.model_kwargs, where="model / model_kwargs: ")
+    saved = saved_run_config(out) if cfg.resume else None
+    if saved is not None and (changes := _resume_changes(saved, cfg, sharded=False)):
+        raise RunFolderError(f"cannot resume {out} with different settings ({'; '.join(changes)}); "
+                             "use a new --out (or --overwrite) to train with them")  # fmt: skip
     env = dist.setup(cfg.device)
     device, main = env.device, env.is_main
     if cfg.batch_size % env.world_size:
         raise ValueError(f"global batch {cfg.batch_size} is not divisible by the world size {env.world_size}")
     per_rank = cfg.batch_size // env.world_size
-    out = Path(cfg.out)
+    if main:
+        claim_run_folder(out, resume=cfg.resume, overwrite=cfg.overwrite)  # --overwrite: the old run goes now
+        check_output_dir(out, "--out")
     torch.manual_seed(cfg.seed + env.rank)
     np.random.seed(cfg.seed + env.rank)
 
     # --- data: this rank's slice of every global batch, decoded in workers
     source = open_source(cfg.data, cfg.data_format, cfg.audioset_subsets, cfg.librispeech_subsets)
     crop = int(round(cfg.crop_seconds * SAMPLE_RATE))
+    fingerprint = data_fingerprint(source)
+    if saved is not None:
+        changes = _resume_changes(saved, cfg, sharded=True) if source.shards else []
+        before = _saved_fingerprint(out)
+        if before is not None and before != fingerprint:
+            changes.append(f"data contents: fingerprint {before[:12]} -> {fingerprint[:12]} ({len(source)} clips now)")
+        if changes:
+            raise RunFolderError(f"cannot resume {out} with different settings ({'; '.join(changes)}); "
+                                 "use a new --out (or --overwrite) to train with them")  # fmt: skip
 
     # --- model: the objective owns frontend, encoder and heads
     encoder = create_model(cfg.model, **cfg.model_kwargs)
@@ -117,7 +204,6 @@ def pretrain(cfg: PretrainConfig) -> Path:
     start, skipped_total = 0, 0
     ckpt = latest_checkpoint(out) if cfg.resume else None
     if ckpt is not None:
-        _check_resume_config(out, cfg, bool(source.shards))
         state = load_training_state(ckpt, objective, optimizer, env.rank)
         start, skipped_total = state["step"], state["skipped_files"] if main else 0
         if main:
@@ -131,6 +217,7 @@ def pretrain(cfg: PretrainConfig) -> Path:
             "device": str(device),
             "bf16": use_bf16,
             "clips": len(source),
+            "data_fingerprint": fingerprint,
             "missing": source.missing,
             "label_count": num_classes,
             "encoder_params": sum(p.numel() for p in encoder.parameters()),

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 from pathlib import Path
 
 from hares.data.adapters._util import AUDIO_EXTENSIONS, Manifest, require_file, unit_hasher
@@ -43,22 +44,44 @@ def read_class_labels(path: Path) -> dict[str, str]:
     return out
 
 
+YTID = re.compile(r"^[A-Za-z0-9_-]{11}$")
+MAX_SEGMENT_S = 10.0
+
+
+def _comment(line: str) -> bool:
+    """The header lines start with `# ` (a data row whose id a spreadsheet turned into `#NAME?` is not one)."""
+    return line.startswith("# ") or line.rstrip() == "#"
+
+
 def read_segments(path: Path) -> list[tuple[str, float, float, tuple[str, ...]]]:
-    """(ytid, start, end, mids) rows of a segments CSV; `#` lines skipped."""
+    """(ytid, start, end, mids) rows of a segments CSV; the `# ` header lines skipped.
+
+    Every malformed row is an error naming the line: a YouTube id that is not 11 characters of [A-Za-z0-9_-] (a
+    spreadsheet round-trip turns ids starting with `-` into `#NAME?`), times that are not numbers or not a segment
+    of at most 10 s (copies that rewrote `30.000` as `30000`), an empty label list.
+    """
     out = []
-    with open(path, newline="", encoding="utf-8") as f:
-        lines = (line for line in f if not line.startswith("#"))
-        for i, row in enumerate(csv.reader(lines, skipinitialspace=True, quotechar='"'), 1):
-            if not row:
-                continue
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        numbered = [(i, line) for i, line in enumerate(f, 1) if line.strip() and not _comment(line)]
+        rows = csv.reader((line for _, line in numbered), skipinitialspace=True, quotechar='"')
+        for (i, _), row in zip(numbered, rows):
+            where = f"{path}:{i}"
             if len(row) != 4:
-                raise ValueError(f"{path}: data row {i}: expected 'YTID, start, end, \"mids\"', got {row}")
+                raise ValueError(f"{where}: expected 'YTID, start, end, \"mids\"', got {row}")
+            ytid = row[0].strip()
+            if not YTID.match(ytid):
+                raise ValueError(f"{where}: {ytid!r} is not a YouTube id (11 characters of A-Z a-z 0-9 _ -); "
+                                 "was the file opened in a spreadsheet?")  # fmt: skip
             try:
                 start, end = float(row[1]), float(row[2])
             except ValueError as e:
-                raise ValueError(f"{path}: data row {i}: bad start/end ({e})") from e
-            mids = row[3].split(",")
-            out.append((row[0], start, end, tuple(mids) if all(mids) else tuple(m for m in mids if m)))
+                raise ValueError(f"{where}: bad start/end ({e})") from e
+            if not 0 <= start < end <= start + MAX_SEGMENT_S + 1e-6:
+                raise ValueError(f"{where}: segment {row[1]}-{row[2]} s is not 0 < length <= 10 s")
+            mids = tuple(m.strip() for m in row[3].split(",") if m.strip())
+            if not mids:
+                raise ValueError(f"{where}: {ytid} has no labels")
+            out.append((ytid, start, end, mids))
     return out
 
 

@@ -18,6 +18,7 @@ FOLDERS = ("nsynth", "NSynth")
 FAMILIES = ("bass", "brass", "flute", "guitar", "keyboard", "mallet", "organ", "reed", "string", "synth_lead",
             "vocal")  # fmt: skip
 PITCHES = tuple(str(i) for i in range(128))
+PUBLISHED = (("train", 289205), ("valid", 12678), ("test", 4096))
 SPLIT_DIRS = (("train", "nsynth-train"), ("valid", "nsynth-valid"), ("test", "nsynth-test"))
 
 
