@@ -134,7 +134,8 @@ def synth(args) -> None:
     data, out = Path(args.data), Path(args.out)
     tasks = [f"csv:{data / f'{t.name}.csv'}" for t in hs.TASKS]
     encoders = []
-    for preset, model in (("debug-cpc", "cpc_bidir_tiny"), ("debug-wav2vec2", "wav2vec2_tiny")):
+    chosen = {"cpc": ("debug-cpc", "cpc_bidir_tiny"), "wav2vec2": ("debug-wav2vec2", "wav2vec2_tiny")}
+    for preset, model in (chosen[f] for f in args.frameworks.split(",")):
         cfg = get_preset(
             preset, data=str(data / "pool.csv"), out=str(out / preset), steps=args.steps, batch_size=args.batch,
             lr=args.lr, warmup_steps=args.steps // 20, log_every=10, ckpt_every=args.steps, progress=False,
@@ -170,6 +171,7 @@ def main() -> None:
     s.add_argument("--batch", type=int, default=32)
     s.add_argument("--lr", type=float, default=2e-3)
     s.add_argument("--threads", type=int, default=1)
+    s.add_argument("--frameworks", default="cpc,wav2vec2", help="cpc, wav2vec2 or both (two runs side by side)")
     args = p.parse_args()
     cost(args) if args.cmd == "cost" else synth(args)
 
