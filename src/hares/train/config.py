@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
-from hares.schema import check_overrides, fixed_fields, parse_assignments, settable_fields
+from hares.schema import Str, check_overrides, fixed_fields, parse_assignments, settable_fields
 
 _FIXED = {"fixed": True}  # set by the command's own flags (or recorded only), never by --set
 
@@ -75,7 +75,7 @@ class PretrainConfig:
     agc_clip: float = 0.0  # adaptive gradient clipping factor (NFNets use 0.01); 0 = off
     agc_eps: float = 1e-3
     precision: str = "auto"  # bf16 autocast on GPU, fp32 on CPU
-    device: str = "auto"
+    device: str = field(default="auto", metadata={"spec": Str(choices=("auto", "cpu", "cuda"))})  # torchrun: per rank
     seed: int = 0
     # run
     out: str = "runs/pretrain"
@@ -109,6 +109,7 @@ class PretrainConfig:
             (0.0 < self.w2v_mask_prob < 1.0 and self.w2v_mask_length >= 1, "w2v_mask_prob in (0, 1), mask_length >= 1"),
             (self.w2v_negatives >= 1 and self.w2v_logit_temp > 0, "w2v_negatives >= 1 and w2v_logit_temp > 0"),
             (len(self.w2v_gumbel_temp) == 3, "w2v_gumbel_temp is (start, end, decay)"),
+            (self.device in ("auto", "cpu", "cuda"), f"device must be auto, cpu or cuda, got {self.device!r}"),
         ]
         for ok, msg in checks:
             if not ok:

@@ -41,6 +41,9 @@ AUDIOSET_SUBSETS = {
     "eval": "eval_segments.csv",
 }
 SHARD_INDEX = "shards.json"
+MAX_MEMBER_BYTES = 256 * 2**20  # one clip in a shard: 10 min of 48 kHz stereo WAV is ~115 MB
+MAX_META_BYTES = 2**20
+SHARD_AUDIO_EXTS = ("flac", "wav", "ogg", "mp3")
 
 
 class DataError(ValueError):
@@ -93,7 +96,13 @@ def read_csv_manifest(path: str | os.PathLike) -> list[Item]:
     """CSV with a header: `path` (relative to the CSV's folder or absolute), optional `labels`/`label`
     (several labels separated by `;`), optional `start`/`end` in seconds. Other columns are ignored."""
     path = Path(path)
-    with open(path, newline="") as f:
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as e:
+        from hares.data.manifest import not_utf8
+
+        raise DataError(str(not_utf8(path, e))) from None
+    with io.StringIO(text, newline="") as f:
         reader = csv.DictReader(f)
         cols = reader.fieldnames or []
         if "path" not in cols:
@@ -446,28 +455,40 @@ def _count_members(shard: str | os.PathLike) -> int:
         return sum(1 for m in tar.getmembers() if m.name.endswith(".flac"))
 
 
-def _read_shard(shard: str) -> list[tuple[str, bytes, dict]]:
-    """(key, flac bytes, json) for each sample of a shard, in file order."""
+def _read_shard(shard: str) -> list[tuple[str, bytes | int, dict]]:
+    """(key, flac bytes, json) for each sample of a shard, in file order.
+
+    Sizes come from the (untrusted) tar headers: a member over `MAX_MEMBER_BYTES` (`MAX_META_BYTES` for its
+    JSON) is not read; its sample keeps its place in the stream with the size instead of the bytes, and the
+    decoder reports it as a bad clip."""
     samples: dict[str, dict] = {}
     with tarfile.open(shard) as tar:
         for m in tar:
             if not m.isfile():
                 continue
             key, _, ext = m.name.rpartition(".")
-            data = tar.extractfile(m).read()
-            samples.setdefault(key, {})[ext] = data
+            if ext not in SHARD_AUDIO_EXTS and ext != "json":
+                continue  # never used: never read
+            limit = MAX_META_BYTES if ext == "json" else MAX_MEMBER_BYTES
+            samples.setdefault(key, {})[ext] = m.size if m.size > limit else tar.extractfile(m).read()
     out = []
     for key in sorted(samples):
         s = samples[key]
-        audio_ext = next((e for e in ("flac", "wav", "ogg", "mp3") if e in s), None)
+        audio_ext = next((e for e in SHARD_AUDIO_EXTS if e in s), None)
         if audio_ext is None:
             continue
+        name = f"{shard}:{key}.{audio_ext}"
+        if isinstance(s.get("json"), int):  # oversized metadata: the sample is bad, its place is kept
+            out.append((f"{shard}:{key}.json", s["json"], {}))
+            continue
         meta = json.loads(s["json"]) if "json" in s else {}
-        out.append((f"{shard}:{key}.{audio_ext}", s[audio_ext], meta))
+        out.append((name, s[audio_ext], meta))
     return out
 
 
-def _decode_bytes(name: str, data: bytes) -> np.ndarray:
+def _decode_bytes(name: str, data: bytes | int) -> np.ndarray:
+    if isinstance(data, int):  # `_read_shard` left an oversized member unread
+        raise AudioError(f"{name}: a {data:,d}-byte member, over the per-member limit (MAX_MEMBER_BYTES); not read")
     try:
         wav, sr = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
     except Exception as e:

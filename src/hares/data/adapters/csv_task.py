@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from hares.data.adapters._util import Manifest, count_splits, read_csv, split_by_hash
-from hares.data.manifest import Clip, resolve
+from hares.data.manifest import Clip, duplicate_lines, not_utf8, resolve
 
 SPLIT_ALIASES = {"train": "train", "valid": "valid", "validation": "valid", "val": "valid", "dev": "valid",
                  "test": "test"}  # fmt: skip
@@ -32,8 +32,11 @@ SEED = "hares-csv-v1"
 
 
 def _header(path: Path) -> list[str]:
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        return [h.strip() for h in next(csv.reader(f), [])]
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            return [h.strip() for h in next(csv.reader(f), [])]
+    except UnicodeDecodeError as e:
+        raise not_utf8(path, e) from None
 
 
 def _fold_key(name: str) -> int:
@@ -72,6 +75,11 @@ def build(root: Path, path: str) -> Manifest:
                 raise ValueError(f"{csv_path}:{i}: split {raw!r} is not train/valid/test or foldN")
         group = (r.get("group") or "").strip() if has_group else ""
         clips.append(Clip(resolve(p, base), labels, split, group=group))
+    dups = duplicate_lines((c.path, c.split) for c in clips)  # in two splits: check_disjoint names the leak
+    if dups:  # a clip listed twice would be counted twice
+        shown = "; ".join(f"lines {a} and {b}: {Path(k[0]).name}" for a, b, k in dups[:5])
+        more = f" and {len(dups) - 5} more" if len(dups) > 5 else ""
+        raise ValueError(f"{csv_path}: {len(dups)} duplicate row(s) name a file already listed ({shown}{more})")
     report: dict[str, Any] = {"source": str(csv_path)}
     if not has_split:
         keys = {c.path: c.group or c.path for c in clips}
