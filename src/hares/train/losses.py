@@ -55,21 +55,23 @@ def cpc_infonce(
     global batch (all ranks, gathered with gradients); `negatives` (B, T - K, N) indices into `pool`, shared by
     the K steps (as in CPC_audio). For k = 1..K the prediction p = head_k(c_t) scores the true frame z_{t+k}
     against the N negatives with CPC_audio's score, the dot product divided by C. Returns (sum over k of the mean
-    cross-entropy over the B * (T - K) anchors, mean top-1 accuracy over k). The negative scores are read from
-    the prediction x pool score matrix (one GEMM per step) rather than by materialising (B, T - K, N, C) vectors:
-    the same numbers, far less memory and a cheaper backward.
+    cross-entropy over the B * (T - K) anchors, mean top-1 accuracy over k). The negatives are gathered once,
+    (B, T - K, N, C), and shared by the K steps, and scored elementwise as CPC_audio does: the cost grows with N,
+    not with the global batch (scoring every pool frame with one GEMM per step costs P / N times the FLOPs, 64x
+    at the paper's global batch).
     """
     b, t, c = frames.shape
     k_max = len(heads)
     s = t - k_max
     if s < 1:
         raise ValueError(f"CPC needs more than {k_max} frames per crop (got {t}); use longer crops")
+    negs = pool[negatives]  # (B, S, N, C)
     labels = torch.zeros(b * s, dtype=torch.long, device=frames.device)
     loss, acc = frames.new_zeros((), dtype=torch.float32), 0.0
     for k, head in enumerate(heads, 1):
         p = head(context[:, :s])  # (B, S, C)
         pos = (p * frames[:, k : k + s]).sum(-1, keepdim=True)  # (B, S, 1)
-        neg = (p @ pool.T).gather(-1, negatives)  # (B, S, P) -> (B, S, N)
+        neg = (negs * p[:, :, None]).sum(-1)  # (B, S, N); elementwise as CPC_audio (tiny-matrix bmm is slower)
         logits = (fp32(torch.cat([pos, neg], dim=-1)) / c).reshape(b * s, -1)  # (B * S, 1 + N)
         loss = loss + F.cross_entropy(logits, labels)
         acc += float((logits.detach().argmax(-1) == 0).float().mean()) / k_max
