@@ -65,7 +65,8 @@ def cpc_infonce(
     s = t - k_max
     if s < 1:
         raise ValueError(f"CPC needs more than {k_max} frames per crop (got {t}); use longer crops")
-    negs = pool[negatives]  # (B, S, N, C)
+    # index_select: its backward (index_add) sums in a fixed order on CPU, so resumed runs stay bit-exact
+    negs = pool.index_select(0, negatives.reshape(-1)).reshape(*negatives.shape, c)  # (B, S, N, C)
     labels = torch.zeros(b * s, dtype=torch.long, device=frames.device)
     loss, acc = frames.new_zeros((), dtype=torch.float32), 0.0
     for k, head in enumerate(heads, 1):
