@@ -313,8 +313,9 @@ def run_eval(
     check_precision(precision)
     rank, world = _torchrun_rank()
     dev = _resolve_device(device)
-    if world > 1 and dev.type == "cuda":
+    if world > 1 and dev.type == "cuda":  # one GPU per rank, as torchrun numbers them on each node
         dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(dev)
     cache = Path(cache_dir or os.environ.get("HARES_CACHE") or Path.home() / ".cache" / "hares" / "embeddings")
     specs = [t if not isinstance(t, str) else get_task(t) for t in _task_list(tasks)]
     names = [s.name for s in specs]
