@@ -75,15 +75,15 @@ def adaptive_clip_grad(params, clip: float, eps: float = 1e-3) -> None:
 def _resume_changes(saved: dict, cfg: PretrainConfig, sharded: bool) -> list[str]:
     """What differs between the saved run config and `cfg`, as `key: saved -> now` lines (allowed keys skipped)."""
     now = _jsonable(cfg.to_dict())
+    defaults = _jsonable(PretrainConfig().to_dict())  # a field added since the run was saved: its default
     may = set(RESUME_MAY_CHANGE) - ({"num_workers"} if sharded else set())
-    missing = object()
     out = []
-    for k in sorted((set(saved) | set(now)) - may):
-        a, b = saved.get(k, missing), now.get(k, missing)
+    for k in sorted(set(now) - may):
+        a, b = saved.get(k, defaults[k]), now[k]
         if k == "data" and isinstance(a, str) and isinstance(b, str):
             a, b = _abs(a), _abs(b)
         if a != b:
-            out.append(f"{k}: {'(absent)' if a is missing else repr(a)} -> {'(absent)' if b is missing else repr(b)}")
+            out.append(f"{k}: {a!r} -> {b!r}")
     return out
 
 
