@@ -120,6 +120,7 @@ def test_pretrain_cli_errors_are_one_line_with_exit_code_2(tmp_path: Path, tone_
         ("--set", "steps=1.5"): "steps: expected an integer",
         ("--set", "resume=True"): "'resume' is fixed",
         ("--set", "lr=-1"): "lr must be > 0",
+        ("--set", "betas=(0.9,)"): "betas must be two numbers",
         ("--set", "model_kwargs={'width': 1000000000}"): "width",
         ("--set", "model_kwargs={'checkpoint_path': '/tmp/x.pth'}"): "unknown key",
         ("--steps", "2", "--resume"): "cannot resume",

@@ -89,6 +89,7 @@ class PretrainConfig:
             (0.0 <= self.byol_ema < 1.0, "byol_ema must lie in [0, 1)"),
             (self.num_workers >= 0, "num_workers must be >= 0"),
             (self.device in ("auto", "cpu", "cuda"), f"device must be auto, cpu or cuda, got {self.device!r}"),
+            (len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas), "betas must be two numbers in [0, 1)"),
         ]
         for ok, msg in checks:
             if not ok:
