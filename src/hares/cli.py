@@ -16,6 +16,7 @@ from hares import __version__
 
 COMMAND_MODULES = (
     "hares.demo",  # demo
+    "hares.data.cli",  # download
     "hares.evaluate.cli",  # eval, tasks
     "hares.models.cli",  # encoders, convert-haiku
     "hares.train.cli",  # pretrain, shards
