@@ -395,26 +395,27 @@ def extract(archive: Path, dest: Path, kind: str) -> None:
 # ---------------------------------------------------------------- releases
 
 
-def _check_with_adapter(release: Release, staged_root: Path) -> list[str]:
-    """Build each task's manifest from the staged folders; return the differences from the published counts."""
+def _check_with_adapter(release: Release, staged_root: Path) -> tuple[list[str], list[str]]:
+    """Build each task's manifest from the staged folders: (errors, count differences from the published numbers)."""
     from hares.tasks import get_task
 
-    problems = []
+    errors, counts = [], []
     for name in release.tasks:
         spec = get_task(name)
         try:
             clips = spec.build_manifest(staged_root)
         except (FileNotFoundError, ValueError) as e:
-            problems.append(f"{name}: {e}")
+            errors.append(f"{name}: {e}")
             continue
-        problems += [f"{name}: {what} has {got:,} clips, the release publishes {want:,}"
-                     for what, got, want in spec.count_check(clips) if got != want]  # fmt: skip
-    return problems
+        counts += [f"{name}: {what} has {got:,} clips, the release publishes {want:,}"
+                   for what, got, want in spec.count_check(clips) if got != want]  # fmt: skip
+    return errors, counts
 
 
 def download_release(
     release: Release, data_root: Path, progress: bool = True, keep_archives: bool = False,
-    check: Callable[[Release, Path], list[str]] = _check_with_adapter, log: Callable[[str], None] = print,
+    check: Callable[[Release, Path], tuple[list[str], list[str]]] = _check_with_adapter,
+    log: Callable[[str], None] = print,
 ) -> dict[str, Any]:  # fmt: skip
     """Download, verify and install one release under `data_root`; returns its marker record."""
     data_root.mkdir(parents=True, exist_ok=True)
@@ -464,10 +465,13 @@ def download_release(
                         shutil.copyfileobj(f, out, CHUNK)
             extract(joined, staging / into, "zip")
             joined.unlink()
-        problems = check(release, staging)
-        if problems:
+        errors, counts = check(release, staging)
+        # without a published checksum the counts are the only proof of a complete, unmodified copy: they must match
+        if errors or (counts and any(not r.checksum.algo for r in release.resources)):
             raise DownloadError(f"{release.name}: the unpacked files do not read as the release: "
-                                + "; ".join(problems[:5]))  # fmt: skip
+                                + "; ".join((errors + counts)[:5]))  # fmt: skip
+        for line in counts:  # every file matched its checksum: report, install
+            log(f"{release.name}: warning: {line}")
         record["installed_utc"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         for folder in release.folders:
             write_json(staging / folder / MARKER, record)
