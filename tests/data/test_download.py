@@ -174,21 +174,27 @@ def test_bad_checksum_fails_clearly_and_leaves_nothing_behind(server, tmp_path):
 
 
 def test_layout_that_the_adapter_cannot_read_is_not_installed(server, tmp_path):
-    """The staged folder must read as the release with its published counts; a short copy is refused."""
+    """Without a published checksum the unpacked folder must read with the release's published counts; a short copy
+    is refused. With a checksum that matched, differing counts are reported and the folder is installed."""
     from fixtures_layouts import esc50 as esc50_fixture
 
     src = esc50_fixture(tmp_path / "src")  # 12 clips per fold instead of 400
     files = {f"ESC-50-master/{p.relative_to(src).as_posix()}": p.read_bytes() for p in src.rglob("*") if p.is_file()}
     archive = zip_bytes(files)
+    url = server.add("/esc.zip", archive)
     release = replace(dl.RELEASES["esc50"], resources=(
-        Resource(server.add("/esc.zip", archive), "ESC-50-master.zip", Checksum("md5", md5(archive), "test"),
-                 extract="zip"),))  # fmt: skip
+        Resource(url, "ESC-50-master.zip", Checksum("", "", dl.NONE), extract="zip"),))  # fmt: skip
     root = tmp_path / "data"
-    with pytest.raises(
-        DownloadError, match=r"esc50: the unpacked files do not read as the release: .*fold1 has 12 clips"
-    ):
+    msg = r"esc50: the unpacked files do not read as the release: esc50: fold1 has 12 clips, the release publishes 400"
+    with pytest.raises(DownloadError, match=msg):
         dl.download_release(release, root, progress=False, log=lambda m: None)
-    assert not (root / "ESC-50-master").exists()
+    assert not (root / "ESC-50-master").exists() and not (root / dl.DOWNLOADS).exists()
+
+    checked = replace(release, resources=(replace(release.resources[0], checksum=Checksum("md5", md5(archive), "t")),))
+    logged: list[str] = []
+    dl.download_release(checked, root, progress=False, log=logged.append)
+    assert (root / "ESC-50-master" / dl.MARKER).is_file()
+    assert any("warning: esc50: fold1 has 12 clips" in line for line in logged)
 
 
 def test_foreign_folder_is_never_overwritten(server, tmp_path):

@@ -477,6 +477,12 @@ def download_release(
             write_json(staging / folder / MARKER, record)
         for folder, final in zip(release.folders, finals):
             os.replace(staging / folder, final)  # atomic: the folder appears complete or not at all
+    except DownloadError:
+        for res in release.resources:  # files nothing vouches for are suspect: fetch them anew next time
+            if not res.checksum.algo:
+                done[res.name].unlink(missing_ok=True)
+        _remove_if_empty(cache)
+        raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     if not keep_archives:
