@@ -478,6 +478,7 @@ def download_release(
         for folder, final in zip(release.folders, finals):
             os.replace(staging / folder, final)  # atomic: the folder appears complete or not at all
     except DownloadError:
+        shutil.rmtree(staging, ignore_errors=True)
         for res in release.resources:  # files nothing vouches for are suspect: fetch them anew next time
             if not res.checksum.algo:
                 done[res.name].unlink(missing_ok=True)
