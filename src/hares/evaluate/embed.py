@@ -77,15 +77,8 @@ def cache_key(encoder_fingerprint: str, policy: ClipPolicy, clips_hash: str) -> 
 
 
 def load_clip(clip: Clip, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
-    """Decode a clip (or its start/end segment) to float32 mono at `sample_rate`."""
-    wav = load_audio(clip.path, sample_rate)
-    if clip.start or clip.end:
-        a = int(round(clip.start * sample_rate))
-        b = int(round(clip.end * sample_rate)) if clip.end else wav.shape[-1]
-        wav = wav[a:b]
-        if wav.shape[-1] == 0:
-            raise ValueError(f"{clip.path}: segment {clip.start}-{clip.end} s is empty")
-    return wav
+    """Decode a clip (or its start/end segment) to float32 mono at `sample_rate` (`hares.audio.load_audio`)."""
+    return load_audio(clip.path, sample_rate, clip.start, clip.end)
 
 
 def frame_exact(wav: np.ndarray) -> np.ndarray:
