@@ -18,6 +18,8 @@ COMMAND_MODULES = (
     "hares.demo",  # demo
     "hares.data.cli",  # download
     "hares.evaluate.cli",  # eval, tasks
+    "hares.evaluate.bench",  # bench
+    "hares.evaluate.report_cli",  # report, references
     "hares.models.cli",  # encoders, convert-haiku
     "hares.train.cli",  # pretrain, shards
 )

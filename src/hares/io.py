@@ -76,3 +76,44 @@ def check_output_dir(path: str | os.PathLike, what: str = "--out") -> Path:
     except OSError as e:
         raise ValueError(f"{what} {path}: folder is not writable ({e.strerror or e})") from None
     return path
+
+
+MAX_NPZ_BYTES = 4 * 2**30  # 1e9 float32 values: 16x the paper's Slowfast NFNet-F0
+
+
+def load_npz_checked(path: str | os.PathLike, max_bytes: int = MAX_NPZ_BYTES):
+    """`np.load(path, allow_pickle=False)` for an untrusted .npz, after reading every member's header.
+
+    A member whose header claims more bytes than the member holds, or members that together claim more than
+    `max_bytes`, raise ValueError (one line, naming the file and the member) before any array is allocated.
+    """
+    import zipfile
+
+    import numpy as np
+    from numpy.lib import format as npy
+
+    total = 0
+    try:
+        with zipfile.ZipFile(path) as zf:
+            for info in zf.infolist():
+                with zf.open(info) as f:
+                    version = npy.read_magic(f)
+                    if version == (1, 0):
+                        shape, _, dtype = npy.read_array_header_1_0(f)
+                    else:
+                        shape, _, dtype = npy.read_array_header_2_0(f)
+                    if dtype.hasobject:
+                        raise ValueError(f"{path}: member {info.filename} holds Python objects (pickle); refused")
+                    claimed = int(np.prod(shape, dtype=object)) * dtype.itemsize
+                    held = info.file_size - f.tell()
+                    if claimed != held:
+                        raise ValueError(
+                            f"{path}: member {info.filename} claims shape {shape} {dtype} ({claimed:,d} bytes) but "
+                            f"holds {held:,d} bytes"
+                        )
+                    total += claimed
+                    if total > max_bytes:
+                        raise ValueError(f"{path}: its arrays exceed the {max_bytes:,d}-byte limit")
+    except (zipfile.BadZipFile, OSError, EOFError) as e:
+        raise ValueError(f"{path}: not a readable .npz ({e})") from None
+    return np.load(path, allow_pickle=False)

@@ -300,3 +300,27 @@ def parse_assignments(items: Iterable[str], flag: str = "--set") -> dict[str, An
 def help_text(specs: Mapping[str, Spec]) -> str:
     """One line per setting: `name: what it accepts`."""
     return "\n".join(f"  {k}: {s.describe()}" for k, s in sorted(specs.items()))
+
+
+def check_device(text: str) -> str:
+    """`auto`, `cpu`, `cuda`, `cuda:N` or `mps`, available on this machine; else OptionError (one line)."""
+    import torch
+
+    if text == "auto":
+        return text
+    try:
+        dev = torch.device(text)
+    except (RuntimeError, ValueError):
+        raise OptionError(f"--device {text!r}: not a device; use auto, cpu, cuda, cuda:N or mps") from None
+    if dev.type == "cuda":
+        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if n == 0:
+            raise OptionError(f"--device {text}: CUDA is not available on this machine")
+        if dev.index is not None and dev.index >= n:
+            raise OptionError(f"--device {text}: this machine has {n} CUDA device(s)")
+    elif dev.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise OptionError(f"--device {text}: MPS is not available on this machine")
+    elif dev.type != "cpu":
+        raise OptionError(f"--device {text!r}: hares runs on auto, cpu, cuda, cuda:N or mps")
+    return text

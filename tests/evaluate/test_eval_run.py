@@ -22,7 +22,7 @@ def test_run_eval_writes_the_report_and_reuses_the_cache(tmp_path, csv_task, tin
     results = run_eval(encoders, [f"csv:{csv_task}"], out=out, cache_dir=tmp_path / "cache", **FAST)
     assert {p.name for p in out.iterdir()} >= {"report.csv", "report.md", "report.png", "results.json"}
     rows = list(csv.DictReader(open(out / "report.csv")))
-    assert list(rows[0]) == ["encoder", "task", "domain", "metric", "score", "std"]
+    assert list(rows[0]) == ["encoder", "task", "domain", "metric", "score", "std", "ci_low", "ci_high"]
     assert [r["encoder"] for r in rows] == ["logmel", "rnd"]
     logmel = float(rows[0]["score"])
     assert 60 < logmel <= 100  # three tone classes: log-mel statistics separate them
@@ -79,11 +79,17 @@ def test_a_few_bad_files_are_skipped_and_listed(tmp_path, csv_task):
 def test_cli_eval_and_tasks(tmp_path, csv_task, capsys):
     code = main(["eval", "--encoder", "base=logmel", "--tasks", f"csv:{csv_task}", "--out", str(tmp_path / "o"),
                  "--cache-dir", str(tmp_path / "c"), "--seeds", "3", "--set", "max_epochs=5", "--set", "lrs=(1e-3,)",
-                 "--no-progress", "--workers", "1"])  # fmt: skip
+                 "--no-progress", "--workers", "1", "--compare", "paper:SF_NFNET_F0", "--resamples", "50",
+                 "--stats-seed", "7"])  # fmt: skip
     assert code == 0
     saved = json.loads((tmp_path / "o" / "results.json").read_text())
     assert saved["protocol"]["probe"]["seeds"] == [3] and saved["protocol"]["probe"]["lrs"] == [1e-3]
-    assert "| Tasks | base |" in capsys.readouterr().out
+    assert saved["stats"]["resamples"] == 50 and saved["stats"]["seed"] == 7 and "bootstrap" in saved["stats"]["method"]
+    assert saved["references"][0]["name"] == "paper:SF_NFNET_F0"
+    assert "| Tasks | base | SF NFNet-F0 (ours), Table 4 † |" in capsys.readouterr().out
+    assert main(["eval", "--encoder", "logmel", "--tasks", f"csv:{csv_task}", "--out", str(tmp_path / "o2"),
+                 "--compare", "paper:NOPE"]) == 2  # fmt: skip
+    assert "no reference row 'NOPE'" in capsys.readouterr().err
     (tmp_path / "data" / "ESC-50").mkdir(parents=True)
     assert main(["tasks", "--data-root", str(tmp_path / "data")]) == 0
     lines = capsys.readouterr().out.splitlines()
@@ -94,8 +100,8 @@ def test_cli_eval_and_tasks(tmp_path, csv_task, capsys):
 def test_protocol_overrides():
     p = Protocol.with_overrides(max_epochs=3, lrs=[0.1], window_s=5, seeds=4)
     assert p.probe.max_epochs == 3 and p.probe.lrs == (0.1,) and p.policy.window_s == 5.0 and p.probe.seeds == (4,)
-    for bad in ("epochs", "weight_decay_mode"):
-        with pytest.raises(TypeError, match=f"unknown protocol setting '{bad}'"):
+    for bad, message in (("epochs", "unknown protocol setting 'epochs'"), ("weight_decay_mode", "is fixed")):
+        with pytest.raises(KeyError, match=message):
             Protocol.with_overrides(**{bad: 3})
     assert np.isclose(Protocol().max_bad_fraction, 0.01)
 

@@ -19,7 +19,7 @@ TINY = dict(model="train_test_tiny", proj_hidden=16, proj_dim=8, progress=False,
 
 
 def _cfg(data: Path, out: Path, **kw):
-    return get_preset("debug", data=str(data), out=str(out), batch_size=4, **{**TINY, **kw})
+    return get_preset("debug", data=str(data), out=str(out), **{"batch_size": 4, **TINY, **kw})
 
 
 def _cli(tone_folder: Path, out: Path, *extra: str) -> list[str]:
@@ -123,6 +123,7 @@ def test_pretrain_cli_errors_are_one_line_with_exit_code_2(tmp_path: Path, tone_
         ("--set", "model_kwargs={'width': 1000000000}"): "width",
         ("--set", "model_kwargs={'checkpoint_path': '/tmp/x.pth'}"): "unknown key",
         ("--steps", "2", "--resume"): "cannot resume",
+        ("--set", "device='tpu'"): "unknown device 'tpu'",
     }
     for extra, expected in cases.items():
         assert main(_cli(tone_folder, out, *extra)) == 2, extra
@@ -132,3 +133,10 @@ def test_pretrain_cli_errors_are_one_line_with_exit_code_2(tmp_path: Path, tone_
     (tmp_path / "file").write_text("x")
     assert main(_cli(tone_folder, tmp_path / "file", "--steps", "1")) == 2
     assert "is not a folder" in capsys.readouterr().err
+
+
+def test_skipped_files_are_summarised_on_the_console(tmp_path: Path, tone_folder: Path, capsys) -> None:
+    (tone_folder / "class2" / "broken.wav").write_bytes(b"RIFF junk")
+    with pytest.warns(UserWarning, match="skipping undecodable"):
+        loop.pretrain(_cfg(tone_folder, tmp_path / "run", steps=1, batch_size=13))
+    assert "skipped 1 undecodable file(s) while training" in capsys.readouterr().out

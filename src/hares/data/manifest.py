@@ -55,6 +55,24 @@ def count_splits(clips: Iterable[Clip]) -> dict[str, int]:
     return dict(sorted(counts.items()))
 
 
+def not_utf8(path: str | os.PathLike, e: UnicodeDecodeError) -> ValueError:
+    """The one-line error for a text file that is not UTF-8 (raise it `from None`)."""
+    bad = e.object[e.start : e.start + 1].hex() if isinstance(e.object, bytes) else "?"
+    return ValueError(f"{path}: not UTF-8 text (byte 0x{bad} cannot be decoded); save it as UTF-8")
+
+
+def duplicate_lines(keys: Iterable, first_line: int = 2) -> list[tuple[int, int, object]]:
+    """(first line, repeated line, key) for every key seen before; lines are numbered from `first_line`."""
+    seen: dict = {}
+    out = []
+    for i, key in enumerate(keys, first_line):
+        if key in seen:
+            out.append((seen[key], i, key))
+        else:
+            seen[key] = i
+    return out
+
+
 def write_manifest(clips: Iterable[Clip], path: str | os.PathLike) -> None:
     """Write clips as JSON lines, atomically."""
     with atomic_path(path) as tmp, open(tmp, "w") as f:
@@ -66,8 +84,9 @@ def write_manifest(clips: Iterable[Clip], path: str | os.PathLike) -> None:
 
 def read_manifest(path: str | os.PathLike) -> list[Clip]:
     clips = []
-    with open(path) as f:
-        for i, line in enumerate(f, 1):
+    with open(path, encoding="utf-8") as f:
+        lines = _read_lines(f, path)
+        for i, line in enumerate(lines, 1):
             if not line.strip():
                 continue
             try:
@@ -77,6 +96,13 @@ def read_manifest(path: str | os.PathLike) -> list[Clip]:
             except (ValueError, KeyError, TypeError) as e:
                 raise ValueError(f"{path}:{i}: malformed manifest row ({e})") from e
     return clips
+
+
+def _read_lines(f, path) -> list[str]:
+    try:
+        return f.readlines()
+    except UnicodeDecodeError as e:
+        raise not_utf8(path, e) from None
 
 
 def manifest_hash(clips: Iterable[Clip]) -> str:

@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 
 SHARD_INDEX = "shards.json"
 AUDIO_MEMBERS = ("flac", "wav", "ogg", "mp3")
+MAX_MEMBER_BYTES = 256 * 2**20  # one clip in a shard: 10 min of 48 kHz stereo WAV is ~115 MB
+MAX_META_BYTES = 2**20
 
 
 def shard_list(path: Path) -> list[Path]:
@@ -103,21 +105,39 @@ def count_members(shard: str | os.PathLike) -> int:
         return sum(1 for m in tar.getmembers() if m.name.rpartition(".")[2] in AUDIO_MEMBERS)
 
 
-def read_shard(shard: str) -> list[tuple[str, bytes, dict]]:
-    """(name, audio bytes, json) for each sample of a shard, in key order."""
+def read_shard(shard: str) -> list[tuple[str, bytes | int, dict]]:
+    """(name, audio bytes, json) for each sample of a shard, in key order.
+
+    Sizes come from the (untrusted) tar headers: a member over `MAX_MEMBER_BYTES` (`MAX_META_BYTES` for its JSON)
+    is not read; its sample keeps its place in the stream with the size instead of the bytes, and `decode_member`
+    reports it as a bad clip."""
     samples: dict[str, dict] = {}
     with tarfile.open(shard) as tar:
         for m in tar:
             if not m.isfile():
                 continue
             key, _, ext = m.name.rpartition(".")
-            samples.setdefault(key, {})[ext] = tar.extractfile(m).read()
+            if ext not in AUDIO_MEMBERS and ext != "json":
+                continue  # never used: never read
+            limit = MAX_META_BYTES if ext == "json" else MAX_MEMBER_BYTES
+            samples.setdefault(key, {})[ext] = m.size if m.size > limit else tar.extractfile(m).read()
     out = []
     for key in sorted(samples):
         s = samples[key]
         audio_ext = next((e for e in AUDIO_MEMBERS if e in s), None)
         if audio_ext is None:
             continue
+        if isinstance(s.get("json"), int):  # oversized metadata: the sample is bad, its place is kept
+            out.append((f"{shard}:{key}.json", s["json"], {}))
+            continue
         meta = json.loads(s["json"]) if "json" in s else {}
         out.append((f"{shard}:{key}.{audio_ext}", s[audio_ext], meta))
     return out
+
+
+def decode_member(name: str, data: bytes | int):
+    """A shard sample's audio through the one decoder (`hares.audio.load_audio`); an int is the size of a member
+    `read_shard` left unread (over the limit): AudioError."""
+    if isinstance(data, int):
+        raise AudioError(f"{name}: a {data:,d}-byte member, over the per-member limit (MAX_MEMBER_BYTES); not read")
+    return load_audio(data, SAMPLE_RATE, name=name)

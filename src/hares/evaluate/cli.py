@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import ast
 import sys
+
+from hares.evaluate.report_cli import add_stats_options
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -23,20 +24,33 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--tasks", required=True, help="comma-separated task names, csv:PATH for custom tasks, or all")
     p.add_argument("--data-root", default=None, help="folder holding the datasets (see `hares tasks`)")
-    p.add_argument("--out", required=True, help="output folder for the report")
+    p.add_argument("--out", default=None, help="output folder for the report (required unless --plan)")
     p.add_argument("--cache-dir", default=None, help="embedding cache (default $HARES_CACHE or ~/.cache/hares)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     p.add_argument("--batch-size", type=int, default=32, help="windows per encoder batch (default 32)")
     p.add_argument("--workers", type=int, default=2, help="audio decoding workers (default 2)")
+    p.add_argument(
+        "--precision",
+        choices=("fp32", "bf16", "fp16"),
+        default="fp32",
+        help="network precision: fp32, or bf16/fp16 autocast (changes embeddings; part of the cache key)",
+    )
+    p.add_argument(
+        "--plan",
+        action="store_true",
+        help="print per task the clips, audio hours and estimated extraction and probe time; run nothing",
+    )
     p.add_argument("--seeds", default=None, help="probe seeds, e.g. 0,1,2 (default: the protocol's 3 seeds)")
     p.add_argument(
         "--set",
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="override a protocol value, e.g. --set max_epochs=50 --set lrs=(1e-3,)",
+        help="override a protocol value (checked: type, range, non-empty tuples), e.g. --set max_epochs=50 "
+        "--set lrs=(1e-3,); batch_size here is the probe's minibatch; `--set help` lists every setting",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_stats_options(p)
     p.set_defaults(func=cmd_eval)  # fmt: skip
 
     p = sub.add_parser(
@@ -50,37 +64,104 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def parse_overrides(items: list[str]) -> dict:
-    """`KEY=VALUE` strings -> {key: literal value} (strings are kept when not a Python literal)."""
-    out = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ValueError(f"--set {item!r}: expected KEY=VALUE")
+    """`KEY=VALUE` strings -> {key: literal value} (a bare word stays a string); checked by `Protocol`."""
+    from hares.schema import parse_assignments
+
+    return parse_assignments(items)
+
+
+def _check_checkpoints(encoders: list[str]) -> None:
+    """Validate every `[NAME:]PATH.safetensors` encoder's file (metadata, shapes, finite weights) up front."""
+    from pathlib import Path
+
+    from hares.evaluate.encoders import parse_encoder_arg, split_options
+    from hares.models import check_checkpoint
+
+    for arg in encoders:
+        base, _ = split_options(parse_encoder_arg(arg)[1])
+        name, path = base.split(":", 1) if ":" in base and not Path(base).exists() else (None, base)
+        if path.endswith(".safetensors"):
+            check_checkpoint(path, name or None)
+
+
+def prepare_eval(args: argparse.Namespace):
+    """Everything `hares eval` can check before any compute: returns the Protocol; raises one-line errors."""
+    from hares.evaluate.run import Protocol
+    from hares.io import check_output_dir
+    from hares.schema import OptionError, check_device
+
+    overrides = parse_overrides(args.set)
+    if args.seeds is not None:
         try:
-            out[key.strip()] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            out[key.strip()] = value
-    return out
+            overrides["seeds"] = tuple(int(s) for s in args.seeds.split(","))
+        except ValueError:
+            raise OptionError(f"--seeds {args.seeds!r}: expected comma-separated integers, e.g. 0,1,2") from None
+    if args.batch_size < 1:
+        raise OptionError(f"--batch-size {args.batch_size}: must be >= 1")
+    if args.workers < 0:
+        raise OptionError(f"--workers {args.workers}: must be >= 0")
+    protocol = Protocol.with_overrides(**overrides)
+    check_device(args.device)  # hares.schema
+    if args.out is None and not getattr(args, "plan", False):
+        raise OptionError("--out is required (or --plan to only estimate the run)")
+    if args.out is not None:
+        check_output_dir(args.out, "--out")
+    if args.cache_dir is not None:
+        check_output_dir(args.cache_dir, "--cache-dir")
+    _check_checkpoints(args.encoder)
+    return protocol
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    from hares.cli import error_line
     from hares.evaluate.run import BadAudioError, run_eval
 
+    if args.set == ["help"]:
+        from hares.evaluate.run import Protocol
+        from hares.schema import help_text
+
+        specs, fixed = Protocol.settings()
+        print(f"hares eval --set KEY=VALUE accepts:\n{help_text(specs)}\nrecorded but fixed: {', '.join(fixed)}")
+        return 0
     try:
-        overrides = parse_overrides(args.set)
-        if args.seeds:
-            overrides["seeds"] = tuple(int(s) for s in args.seeds.split(","))
+        protocol = prepare_eval(args)
+        if args.plan:
+            from hares.evaluate.plan import plan_eval, render_plan
+
+            plan = plan_eval(args.encoder, args.tasks, data_root=args.data_root, cache_dir=args.cache_dir,
+                             device=args.device, batch_size=args.batch_size, precision=args.precision,
+                             progress=not args.no_progress, protocol=protocol)  # fmt: skip
+            print(render_plan(plan))
+            return 0
         results = run_eval(args.encoder, args.tasks, data_root=args.data_root, out=args.out, cache_dir=args.cache_dir,
                            device=args.device, batch_size=args.batch_size, num_workers=args.workers,
-                           progress=not args.no_progress, **overrides)  # fmt: skip
-    except (BadAudioError, FileNotFoundError, KeyError, TypeError, ValueError) as e:
-        print(f"hares eval: error: {e}", file=sys.stderr)
+                           progress=not args.no_progress, resamples=args.resamples, stats_seed=args.stats_seed,
+                           compare=args.compare, precision=args.precision, protocol=protocol)  # fmt: skip
+    except (BadAudioError, OSError, KeyError, TypeError, ValueError) as e:
+        print(f"hares eval: error: {error_line(e)}", file=sys.stderr)
         return 2
+    if results is None:  # a torchrun rank other than 0: it extracted its shards; rank 0 reports
+        return 0
     from hares.evaluate.report import render_markdown
 
     print(render_markdown(results).split("\n\n## ")[0])
-    print(f"\nreport: {args.out}/report.md, report.csv, report.png, results.json")
+    print_skipped(results)
+    paired = ", paired.csv, paired.png" if results["stats"]["paired"] else ""
+    print(f"\nreport: {args.out}/report.md, report.csv, report.png{paired}, results.json, predictions/")
     return 0
+
+
+def print_skipped(results: dict, show: int = 3) -> None:
+    """One line per task whose unreadable files were skipped (the first few named; all are in results.json)."""
+    by_task: dict[str, set[str]] = {}
+    for r in results["results"]:
+        by_task.setdefault(r["task"], set()).update(r.get("bad_files", []))
+    for task, bad in by_task.items():
+        if bad:
+            names = sorted(bad)
+            more = f" and {len(names) - show} more" if len(names) > show else ""
+            print(f"\n{task}: skipped {len(names)} unreadable file(s) (listed in results.json): "
+                  f"{'; '.join(names[:show])}{more}")  # fmt: skip
 
 
 def cmd_tasks(args: argparse.Namespace) -> int:

@@ -1,4 +1,4 @@
-"""Probes on frozen embeddings (PROTOCOL section 3): the whole lr x weight-decay grid trained in one pass.
+"""Probes on frozen embeddings (docs/PROTOCOL.md section 3): the whole lr x weight-decay grid trained in one pass.
 
 - Features are standardised with the train split's mean and std only.
 - The grid (4 lr x 2 wd = 8 heads) is one batched model: weights (G, D, C) (linear) or (G, D, H), (G, H, C)
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
@@ -24,24 +24,31 @@ import torch
 import torch.nn.functional as F
 
 from hares.evaluate.metrics import METRICS
+from hares.schema import Float, Int, Seq
+
+
+def _spec(spec) -> dict:
+    """Field metadata: the range `--set` accepts (hares.schema, interface I3)."""
+    return {"spec": spec}
 
 
 @dataclass(frozen=True)
 class ProbeConfig:
-    """Every probe value of PROTOCOL section 3; each one is an overridable, recorded setting."""
+    """Every probe value of docs/PROTOCOL.md section 3; each one is an overridable, recorded setting."""
 
-    lrs: tuple[float, ...] = (1e-4, 3e-4, 1e-3, 3e-3)
-    weight_decays: tuple[float, ...] = (0.0, 1e-4)
-    batch_size: int = 1024
-    max_epochs: int = 200
-    patience: int = 20
-    seeds: tuple[int, ...] = (0, 1, 2)
-    mlp_hidden: int = 512
-    mlp_dropout: float = 0.1
-    adam_betas: tuple[float, float] = (0.9, 0.999)
-    adam_eps: float = 1e-8
-    weight_decay_mode: str = "l2_in_gradient(torch.optim.Adam), weights only"
-    standardize: str = "train mean/std"
+    lrs: tuple[float, ...] = field(default=(1e-4, 3e-4, 1e-3, 3e-3), metadata=_spec(Seq(Float(gt=0, le=10))))
+    weight_decays: tuple[float, ...] = field(default=(0.0, 1e-4), metadata=_spec(Seq(Float(ge=0, le=10))))
+    batch_size: int = field(default=1024, metadata=_spec(Int(ge=1, le=2**20)))  # probe minibatch
+    max_epochs: int = field(default=200, metadata=_spec(Int(ge=1, le=100_000)))
+    patience: int = field(default=20, metadata=_spec(Int(ge=1, le=100_000)))
+    seeds: tuple[int, ...] = field(default=(0, 1, 2), metadata=_spec(Seq(Int(ge=0, lt=2**32))))
+    mlp_hidden: int = field(default=512, metadata=_spec(Int(ge=1, le=65536)))
+    mlp_dropout: float = field(default=0.1, metadata=_spec(Float(ge=0, lt=1)))
+    adam_betas: tuple[float, float] = field(default=(0.9, 0.999), metadata=_spec(Seq(Float(ge=0, lt=1), length=2)))
+    adam_eps: float = field(default=1e-8, metadata=_spec(Float(gt=0, le=1)))
+    # descriptive: what the code does, recorded with every result, not settable
+    weight_decay_mode: str = field(default="l2_in_gradient(torch.optim.Adam), weights only", metadata={"fixed": True})
+    standardize: str = field(default="train mean/std", metadata={"fixed": True})
 
     def grid(self) -> list[tuple[float, float]]:
         return [(lr, wd) for lr in self.lrs for wd in self.weight_decays]

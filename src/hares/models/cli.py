@@ -75,9 +75,8 @@ def _overrides_from_npz(data, config: str | None) -> dict:
 def cmd_convert_haiku(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    import numpy as np
-
-    from hares.models import create_model, load_haiku, save_checkpoint
+    from hares.io import load_npz_checked
+    from hares.models import check_model_config, create_model, load_haiku, save_checkpoint
     from hares.models.nfnet import VARIANTS
 
     src = Path(args.params)
@@ -85,9 +84,9 @@ def cmd_convert_haiku(args: argparse.Namespace) -> int:
         print(f"{src}: no such file", file=sys.stderr)
         return 2
     try:
-        data = np.load(src, allow_pickle=False)
-    except Exception as e:
-        print(f"{src}: not a readable .npz ({e})", file=sys.stderr)
+        data = load_npz_checked(src)  # headers checked first: a crafted shape cannot make us allocate
+    except ValueError as e:
+        print(f"hares convert-haiku: error: {e}", file=sys.stderr)
         return 2
     try:
         overrides = _overrides_from_npz(data, args.config)
@@ -105,6 +104,11 @@ def cmd_convert_haiku(args: argparse.Namespace) -> int:
             if overrides == table:  # a registered variant: keep the checkpoint config short
                 name, overrides = f"sf_nfnet_{variant}", {}
                 break
+    try:  # the npz's config is untrusted: schema, types and size checked on the meta device first
+        check_model_config(name, overrides, where=f"{src}: ")
+    except ValueError as e:
+        print(f"hares convert-haiku: error: {e}", file=sys.stderr)
+        return 2
     model = create_model(name, **overrides)
     try:
         load_haiku(model, params)

@@ -26,7 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE",
-        help="override a config field (Python literal: --set lr=3e-4 --set betas=(0.9,0.99)); see docs/PRETRAINING.md",
+        help="override a config field (Python literal: --set lr=3e-4 --set betas=(0.9,0.99)); `--set help` lists them",
     )  # fmt: skip
     p.set_defaults(func=cmd_pretrain)
 
@@ -41,6 +41,13 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     from hares.train.config import apply_overrides, get_preset, override
     from hares.train.loop import pretrain
 
+    if args.set == ["help"]:
+        from hares.schema import fixed_fields, help_text, settable_fields
+        from hares.train.config import PretrainConfig
+
+        print(f"hares pretrain --set KEY=VALUE accepts:\n{help_text(settable_fields(PretrainConfig))}")
+        print(f"set by their own flags: {', '.join(fixed_fields(PretrainConfig))}")
+        return 0
     flags = {
         "data": args.data,
         "out": args.out,
@@ -65,7 +72,7 @@ def cmd_shards(args: argparse.Namespace) -> int:
 
     source = open_source(args.data)
     if source.shards:
-        raise SystemExit(f"{args.data}: is already sharded")
+        raise ValueError(f"{args.data}: is already sharded")
     summary = write_shards(source, args.out, args.shard_size, progress=True)
     print(
         f"{summary['num_samples']} clips in {len(summary['shards'])} shards under {args.out} "

@@ -4,7 +4,7 @@
 `apply_overrides(cfg, ["lr=3e-4"])` applies `--set KEY=VALUE` strings with the strict parser of `hares.schema`
 (types from each field's default or its declared `metadata={"spec": ...}`; unknown keys and the run flags
 marked `fixed` are refused). Small presets shrink batch, steps and widths, never the
-code path (PROTOCOL.md section 6). The resolved config is saved as JSON next to every run.
+code path (docs/PROTOCOL.md section 6). The resolved config is saved as JSON next to every run.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
-from hares.schema import check_overrides, fixed_fields, parse_assignments, settable_fields
+from hares.schema import Str, check_overrides, fixed_fields, parse_assignments, settable_fields
 
 _FIXED = {"fixed": True}  # set by the command's own flags (or recorded only), never by --set
 
@@ -35,7 +35,7 @@ class PretrainConfig:
     data_format: str = "auto"
     crop_seconds: float = 3.0
     num_workers: int = 0
-    class_balanced: bool = False  # supervised: PSLA-style weighted sampling (pretraining.md section 4)
+    class_balanced: bool = False  # supervised: PSLA-style weighted sampling (docs/PRETRAINING.md section 4)
     audioset_subsets: tuple = ("balanced_train", "unbalanced_train")
     max_bad_in_a_row: int = 50  # this many undecodable files in a row ends the run with a clear error
     # objective heads and augmentation
@@ -60,7 +60,7 @@ class PretrainConfig:
     agc_clip: float = 0.0  # adaptive gradient clipping factor (NFNets use 0.01); 0 = off
     agc_eps: float = 1e-3
     precision: str = "auto"  # bf16 autocast on GPU, fp32 on CPU
-    device: str = "auto"
+    device: str = field(default="auto", metadata={"spec": Str(choices=("auto", "cpu", "cuda"))})  # torchrun: per rank
     seed: int = 0
     # run
     out: str = "runs/pretrain"
@@ -88,6 +88,7 @@ class PretrainConfig:
             (self.keep_checkpoints >= 1, "keep_checkpoints must be >= 1"),
             (0.0 <= self.byol_ema < 1.0, "byol_ema must lie in [0, 1)"),
             (self.num_workers >= 0, "num_workers must be >= 0"),
+            (self.device in ("auto", "cpu", "cuda"), f"device must be auto, cpu or cuda, got {self.device!r}"),
         ]
         for ok, msg in checks:
             if not ok:
@@ -166,7 +167,7 @@ def demo() -> PretrainConfig:
 
 
 def paper_simclr() -> PretrainConfig:
-    """The paper's SimCLR run (section 3 of the paper, PROTOCOL.md section 6): batch 4096 x 200k steps."""
+    """The paper's SimCLR run (section 3 of the paper, docs/PROTOCOL.md section 6): batch 4096 x 200k steps."""
     return PretrainConfig(
         preset="paper-simclr",
         objective="simclr",

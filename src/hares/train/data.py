@@ -24,7 +24,7 @@ from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
 from hares.audio import SAMPLE_RATE, AudioError, load_audio, random_crop
 from hares.data.manifest import Clip
-from hares.data.shards import read_shard, write_shards
+from hares.data.shards import decode_member, read_shard, write_shards
 from hares.data.sources import DataError, Source, detect_format, open_source
 
 __all__ = [
@@ -248,7 +248,7 @@ class ShardStream(IterableDataset):
         batch: list[dict] = []
         for name, data, meta, rng in self._samples(stream, done_batches * self.batch):
             try:
-                wav = load_audio(data, SAMPLE_RATE, name=name)
+                wav = decode_member(name, data)
                 last_good, bad_in_a_row, bad = (wav, meta), 0, 0
             except AudioError as e:
                 bad_in_a_row, bad = bad_in_a_row + 1, 1

@@ -62,7 +62,7 @@ def step_seed(seed: int, step: int, rank: int) -> int:
 
 
 def lr_at(step: int, cfg: PretrainConfig) -> float:
-    """Linear warm-up over `warmup_steps`, then constant (PROTOCOL.md section 6)."""
+    """Linear warm-up over `warmup_steps`, then constant (docs/PROTOCOL.md section 6)."""
     return cfg.lr * min(1.0, (step + 1) / cfg.warmup_steps) if cfg.warmup_steps else cfg.lr
 
 
@@ -144,7 +144,9 @@ def pretrain(cfg: PretrainConfig) -> Path:
     if not cfg.data:
         raise ValueError("no training data: set `data` (a folder, manifest, AudioSet root or shards)")
     out = Path(cfg.out)
-    # --- before any compute: the run folder, the network config, what a resume would change
+    # --- before any compute: the device, the run folder, the network config, what a resume would change
+    if cfg.device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda': CUDA is not available on this machine")
     claim_run_folder(out, resume=cfg.resume, overwrite=cfg.overwrite, remove=False)
     check_model_config(cfg.model, cfg.model_kwargs, where="model / model_kwargs: ")
     saved = saved_run_config(out) if cfg.resume else None
@@ -290,6 +292,8 @@ def pretrain(cfg: PretrainConfig) -> Path:
                 save_checkpoint(objective.encoder, out / ENCODER_FILE, extra={"hares_pretrain": meta})
             dist.barrier()
     bar.close()
+    if main and cfg.steps > start and skipped:  # all ranks, as of the last step (which always logs)
+        print(f"{out}: skipped {skipped} undecodable file(s) while training (each warned; `skipped_files` in metrics)")
     if main and start >= cfg.steps:
         print(f"{out}: already trained for {start} >= {cfg.steps} steps; nothing to do")
     dist.barrier()

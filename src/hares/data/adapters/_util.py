@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from hares.data.manifest import Clip, Manifest, count_splits  # noqa: F401  (re-exported for the adapters)
+from hares.data.manifest import Clip, Manifest, count_splits, not_utf8  # noqa: F401  (re-exported for the adapters)
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".aif", ".aiff")
 
@@ -89,14 +89,17 @@ def read_csv(
     path: Path, required: Sequence[str], *, delimiter: str = ",", skipinitialspace: bool = False
 ) -> list[dict[str, str]]:
     """Read a CSV with a header into dicts; raise ValueError naming the file if a required column is missing."""
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        reader = csv.DictReader(f, delimiter=delimiter, skipinitialspace=skipinitialspace)
-        header = [h.strip() for h in (reader.fieldnames or [])]
-        reader.fieldnames = header
-        missing = [c for c in required if c not in header]
-        if missing:
-            raise ValueError(f"{path}: missing column(s) {missing}; header is {header}")
-        rows = list(reader)
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            reader = csv.DictReader(f, delimiter=delimiter, skipinitialspace=skipinitialspace)
+            header = [h.strip() for h in (reader.fieldnames or [])]
+            reader.fieldnames = header
+            missing = [c for c in required if c not in header]
+            if missing:
+                raise ValueError(f"{path}: missing column(s) {missing}; header is {header}")
+            rows = list(reader)
+    except UnicodeDecodeError as e:
+        raise not_utf8(path, e) from None
     for i, r in enumerate(rows, 2):
         if None in r or any(r.get(c) is None for c in required):
             n = sum(v is not None for k, v in r.items() if k is not None) + len(r.get(None) or [])

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from hares.data.adapters._util import Manifest, count_splits, read_csv, split_by_hash
-from hares.data.manifest import Clip, resolve
+from hares.data.manifest import Clip, duplicate_lines, not_utf8, resolve
 
 SPLIT_ALIASES = {"train": "train", "valid": "valid", "validation": "valid", "val": "valid", "dev": "valid",
                  "test": "test"}  # fmt: skip
@@ -33,8 +33,11 @@ SEED = "hares-csv-v1"
 
 
 def _header(path: Path) -> list[str]:
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        return [h.strip() for h in next(csv.reader(f), [])]
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            return [h.strip() for h in next(csv.reader(f), [])]
+    except UnicodeDecodeError as e:
+        raise not_utf8(path, e) from None
 
 
 def _fold_key(name: str) -> int:
@@ -90,6 +93,11 @@ def read_clip_csv(path: str | os.PathLike, labels_required: bool = True) -> tupl
         if seg[0] < 0 or (seg[1] and seg[1] <= seg[0]):
             raise ValueError(f"{csv_path}:{i}: segment {seg[0]}-{seg[1]} s is empty or negative")
         clips.append(Clip(resolve(p, base), labels, split, group=group, start=seg[0], end=seg[1]))
+    dups = duplicate_lines((c.path, c.split, c.start, c.end) for c in clips)  # in two splits: check_disjoint names it
+    if dups:  # a clip listed twice would be counted twice
+        shown = "; ".join(f"lines {a} and {b}: {Path(k[0]).name}" for a, b, k in dups[:5])
+        more = f" and {len(dups) - 5} more" if len(dups) > 5 else ""
+        raise ValueError(f"{csv_path}: {len(dups)} duplicate row(s) name a file already listed ({shown}{more})")
     return clips, header
 
 
