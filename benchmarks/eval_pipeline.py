@@ -4,6 +4,10 @@
    `hares.evaluate.extract` (parallel decoding, frontend, network, float16 shards) with `logmel` and with a tiny
    network (`--net`, random init, on the first `--net-clips` clips). Reference in the same process: decoding
    alone (`load_audio` over the same files, one process).
+   Then the pipeline against the bare network (`--big-net`, default sf_nfnet_f0, random init): `extract` over
+   `--big-clips` clips of `--big-seconds` s against `encoder.embed_logmel` on log-mels already in memory, same
+   batch and torch threads, in alternating rounds (fresh cache each round); the ratio is the share of the
+   network's own throughput that `hares eval` keeps (issue 14: >= 85%).
 2. Probe: synthetic embeddings (`--n` train x `--dim`, 50 classes, valid and test `--n // 10` each), the whole
    8-point lr x wd grid with early stopping (`--seeds` seeds) against scikit-learn `LogisticRegression` (lbfgs)
    fitted once per C in `--sk-c`, the C chosen on validation. Time and test accuracy for both.
@@ -66,6 +70,45 @@ def bench_extraction(args: argparse.Namespace) -> None:
             t0 = time.perf_counter()
             extract(encoder, subset, tmp / "cache", progress=False)
             print(f"    rerun on the finished cache: {1000 * (time.perf_counter() - t0):.0f} ms (nothing recomputed)")
+
+
+def bench_network_vs_pipeline(args: argparse.Namespace) -> None:
+    import statistics
+
+    from hares.audio import LogMel
+    from hares.evaluate import extract, load_encoder
+
+    encoder = load_encoder(f"random:{args.big_net}")
+    n, batch = args.big_clips, args.batch
+    print(f"pipeline vs bare network: {args.big_net}, {n} clips x {args.big_seconds:g} s, batch {batch}, "
+          f"{torch.get_num_threads()} torch thread(s), {args.workers} decoding worker(s), load average "
+          f"{os.getloadavg()[0]:.1f}")  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        clips = make_clips(tmp, n, args.big_seconds, seed=1)
+        logmel = LogMel()(0.1 * torch.randn(batch, int(args.big_seconds * 16000)))  # (B, 1, T, 80)
+
+        def bare() -> float:
+            t0 = time.perf_counter()
+            with torch.inference_mode():
+                for _ in range(n // batch):
+                    encoder.embed_logmel(logmel)
+            return (n // batch) * batch / (time.perf_counter() - t0)
+
+        def pipeline(r: int) -> float:
+            t0 = time.perf_counter()
+            extract(encoder, clips, tmp / f"cache{r}", batch_size=batch, num_workers=args.workers, progress=False)
+            return n / (time.perf_counter() - t0)
+
+        bare()  # warm-up
+        rates = [(bare(), pipeline(r)) for r in range(args.rounds)]
+    ratios = [p / b for b, p in rates]
+    print(f"  bare network (embed_logmel on log-mels in memory)  {statistics.median(b for b, _ in rates):7.2f} clips/s")
+    print(f"  hares extract (decode, log-mel, network, shards)   {statistics.median(p for _, p in rates):7.2f} clips/s")
+    print(
+        f"  pipeline / bare: {statistics.median(ratios):.3f} (median of {len(ratios)} rounds: "
+        f"{', '.join(f'{r:.3f}' for r in ratios)})"
+    )
 
 
 def synthetic_embeddings(n: int, dim: int, classes: int, seed: int = 0):
@@ -132,6 +175,11 @@ def main() -> None:
     p.add_argument("--net", default="sf_nfnet_micro", help="tiny network (random init)")
     p.add_argument("--net-clips", type=int, default=2000)
     p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
+    p.add_argument("--big-net", default="sf_nfnet_f0", help="network for the pipeline-vs-bare comparison")
+    p.add_argument("--big-clips", type=int, default=64)
+    p.add_argument("--big-seconds", type=float, default=3.0)
+    p.add_argument("--rounds", type=int, default=3, help="alternating rounds of the pipeline-vs-bare comparison")
+    p.add_argument("--skip-big", action="store_true", help="skip the pipeline-vs-bare comparison")
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--n", type=int, default=50000)
     p.add_argument("--dim", type=int, default=3456)
@@ -150,6 +198,8 @@ def main() -> None:
     with threadpool_limits(torch.get_num_threads()):  # sklearn's BLAS gets as many threads as torch
         if not args.skip_extraction:
             bench_extraction(args)
+        if not args.skip_big:
+            bench_network_vs_pipeline(args)
         if not args.skip_probe:
             bench_probe(args)
 

@@ -16,7 +16,9 @@ from hares import __version__
 
 COMMAND_MODULES = (
     "hares.demo",  # demo
+    "hares.data.cli",  # download
     "hares.evaluate.cli",  # eval, tasks
+    "hares.evaluate.bench",  # bench
     "hares.evaluate.report_cli",  # report, references
     "hares.models.cli",  # encoders, convert-haiku
     "hares.train.cli",  # pretrain, shards

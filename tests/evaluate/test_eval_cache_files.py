@@ -71,7 +71,7 @@ def test_batch_size_and_device_are_part_of_the_key(tmp_path: Path, tiny_net) -> 
     four = extract(enc, clips, tmp_path / "cache", **{**KW, "batch_size": 4})
     assert one.key != four.key and len(_entries(tmp_path / "cache")) == 2
     meta = json.loads((four.path / "meta.json").read_text())
-    assert meta["compute"] == {"batch_size": 4, "device": "cpu"} and len(meta["files_hash"]) == 64
+    assert meta["compute"] == {"batch_size": 4, "device": "cpu", "precision": "fp32"} and len(meta["files_hash"]) == 64
 
 
 def test_cached_rerun_scores_like_a_fresh_cache_after_the_test_audio_changed(tmp_path: Path, csv_task: Path) -> None:

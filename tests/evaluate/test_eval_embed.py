@@ -165,3 +165,37 @@ def test_ranks_write_their_own_shards(tmp_path):
     assert rank0.windows == 3
     single = extract(load_encoder("logmel"), clips, tmp_path / "single", **kw)
     np.testing.assert_array_equal(cache.take(range(5)), single.take(range(5)))
+
+
+def test_reduced_precision_is_an_option_in_the_cache_key(tmp_path, tiny_net):
+    clips = _clips(tmp_path, [0.5, 0.9, 1.3])
+    enc = load_encoder(f"random:{tiny_net}")
+    kw = {"num_workers": 0, "progress": False}
+    full = extract(enc, clips, tmp_path / "cache", **kw)
+    half = extract(enc, clips, tmp_path / "cache", precision="bf16", **kw)
+    assert full.key != half.key and half.meta["precision"] == "bf16" and full.meta["precision"] == "fp32"
+    a, b = full.take(range(3)).astype(np.float32), half.take(range(3)).astype(np.float32)
+    assert not np.array_equal(a, b)  # bf16 autocast really ran the network in bf16
+    np.testing.assert_allclose(b, a, rtol=0.05, atol=0.02)  # ... and stays close to fp32
+    with pytest.raises(ValueError, match="precision 'int8'"):
+        extract(enc, clips, tmp_path / "cache", precision="int8", **kw)
+
+
+def test_waveform_encoder_gets_waveforms_on_cpu(tmp_path):
+    """Contract I1: an encoder without a frontend is called on waveforms, never through `embed_logmel`."""
+
+    class Rms(torch.nn.Module):
+        frontend, embed_dim = None, 1
+        info = load_encoder("logmel").info
+
+        def forward(self, wav: torch.Tensor) -> torch.Tensor:
+            assert wav.ndim == 2  # (B, N)
+            return wav.square().mean(dim=1, keepdim=True).sqrt()
+
+    clips = _clips(tmp_path, [0.5, 0.8])
+    cache = extract(Rms(), clips, tmp_path / "cache", num_workers=1, progress=False)
+    for i, clip in enumerate(clips):
+        wav = sf.read(clip.path, dtype="float32")[0]
+        assert cache.take([i])[0, 0] == pytest.approx(
+            np.sqrt(np.mean(wav[: len(wav) - (len(wav) - 400) % 160] ** 2)), rel=2e-3
+        )

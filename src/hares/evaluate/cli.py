@@ -24,11 +24,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--tasks", required=True, help="comma-separated task names, csv:PATH for custom tasks, or all")
     p.add_argument("--data-root", default=None, help="folder holding the datasets (see `hares tasks`)")
-    p.add_argument("--out", required=True, help="output folder for the report")
+    p.add_argument("--out", default=None, help="output folder for the report (required unless --plan)")
     p.add_argument("--cache-dir", default=None, help="embedding cache (default $HARES_CACHE or ~/.cache/hares)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     p.add_argument("--batch-size", type=int, default=32, help="windows per encoder batch (default 32)")
     p.add_argument("--workers", type=int, default=2, help="audio decoding workers (default 2)")
+    p.add_argument(
+        "--precision",
+        choices=("fp32", "bf16", "fp16"),
+        default="fp32",
+        help="network precision: fp32, or bf16/fp16 autocast (changes embeddings; part of the cache key)",
+    )
+    p.add_argument(
+        "--plan",
+        action="store_true",
+        help="print per task the clips, audio hours and estimated extraction and probe time; run nothing",
+    )
     p.add_argument("--seeds", default=None, help="probe seeds, e.g. 0,1,2 (default: the protocol's 3 seeds)")
     p.add_argument(
         "--set",
@@ -91,7 +102,10 @@ def prepare_eval(args: argparse.Namespace):
         raise OptionError(f"--workers {args.workers}: must be >= 0")
     protocol = Protocol.with_overrides(**overrides)
     check_device(args.device)  # hares.schema
-    check_output_dir(args.out, "--out")
+    if args.out is None and not getattr(args, "plan", False):
+        raise OptionError("--out is required (or --plan to only estimate the run)")
+    if args.out is not None:
+        check_output_dir(args.out, "--out")
     if args.cache_dir is not None:
         check_output_dir(args.cache_dir, "--cache-dir")
     _check_checkpoints(args.encoder)
@@ -111,13 +125,23 @@ def cmd_eval(args: argparse.Namespace) -> int:
         return 0
     try:
         protocol = prepare_eval(args)
+        if args.plan:
+            from hares.evaluate.plan import plan_eval, render_plan
+
+            plan = plan_eval(args.encoder, args.tasks, data_root=args.data_root, cache_dir=args.cache_dir,
+                             device=args.device, batch_size=args.batch_size, precision=args.precision,
+                             progress=not args.no_progress, protocol=protocol)  # fmt: skip
+            print(render_plan(plan))
+            return 0
         results = run_eval(args.encoder, args.tasks, data_root=args.data_root, out=args.out, cache_dir=args.cache_dir,
                            device=args.device, batch_size=args.batch_size, num_workers=args.workers,
                            progress=not args.no_progress, resamples=args.resamples, stats_seed=args.stats_seed,
-                           compare=args.compare, protocol=protocol)  # fmt: skip
+                           compare=args.compare, precision=args.precision, protocol=protocol)  # fmt: skip
     except (BadAudioError, OSError, KeyError, TypeError, ValueError) as e:
         print(f"hares eval: error: {error_line(e)}", file=sys.stderr)
         return 2
+    if results is None:  # a torchrun rank other than 0: it extracted its shards; rank 0 reports
+        return 0
     from hares.evaluate.report import render_markdown
 
     print(render_markdown(results).split("\n\n## ")[0])

@@ -1,15 +1,27 @@
-"""Scene-embedding extraction with a content-addressed, sharded, resumable on-disk cache (PROTOCOL section 2).
+"""Scene-embedding extraction with a content-addressed, sharded, resumable on-disk cache (docs/PROTOCOL.md section 2).
 
 Clip policy: the whole clip is embedded at once up to 10.24 s; a longer clip is cut into consecutive 10.24 s
 windows (`hares.audio.eval_windows`) and the window embeddings are averaged.
+
+Precision: `precision="fp32"` (default) runs the network in float32; "bf16" / "fp16" run it under
+`torch.autocast` (the frontend always stays float32: its log floor is 1e-5). Reduced precision changes the
+embeddings, so it is part of the cache key (`compute_settings`) and of `meta.json`.
+
+Devices: on CPU the decoding workers also compute the log-mels (the frontend is per window, so this changes
+nothing but the speed), and the main process only runs the network. On a GPU the workers decode, the main
+process stacks each bucket into pinned memory, copies it with `non_blocking=True`, and the frontend and network
+run on the device; the device-to-host copy of a batch's embeddings is collected only after the next batch has
+been queued, so the host prepares batch k+1 while the device computes batch k. Waveform encoders (`frontend`
+None, contract I1) get waveforms on every device.
+
+Ranks: `extract(..., rank=r, world_size=w)` computes shards r, r + w, ... (torchrun: `hares.evaluate.run`
+reads RANK / WORLD_SIZE / LOCAL_RANK); each shard's `.json` names the rank that wrote it.
 
 Batching never mixes lengths: windows are bucketed by their number of STFT frames and trimmed to exactly the
 samples those frames read (the frontend never looks past them), so a batch holds equal-length inputs and no
 clip's embedding depends on what it was batched with beyond float32 rounding (kernels sum in an order that
 depends on the batch size, which moves ~0.1% of float16 values by one step: the batch size and device type are
 part of the cache key). Clips are processed in order of duration, so buckets fill.
-Decoding runs in DataLoader workers; on CPU the workers also compute the log-mels (the frontend is per window,
-so this changes nothing but the speed), on GPU the frontend runs on the device with the network.
 
 Cache layout, `<cache_root>/<key>/`:
 - `meta.json`   what the key hashes (encoder fingerprint, frontend, clip policy, manifest hash, the files'
@@ -62,11 +74,16 @@ from hares.io import atomic_path, write_json
 from hares.schema import Float, OptionError
 
 CACHE_VERSION = 2  # 2: file identities and compute settings in the key
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+class ShardsPending(RuntimeError):
+    """This rank's shards are done, other ranks' are not (yet)."""
 
 
 @dataclass(frozen=True)
 class ClipPolicy:
-    """PROTOCOL section 2: whole clip up to `window_s`, else consecutive windows, embeddings averaged."""
+    """docs/PROTOCOL.md section 2: whole clip up to `window_s`, else consecutive windows, embeddings averaged."""
 
     # the frontend's input rate and the pooling are what the code does: recorded, not settable
     sample_rate: int = field(default=SAMPLE_RATE, metadata={"fixed": True})
@@ -104,21 +121,36 @@ def cache_key(
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def compute_settings(batch_size: int, device: str | torch.device) -> dict:
-    """The settings of a run that change embeddings in their last float16 bits (part of the cache key)."""
-    return {"batch_size": int(batch_size), "device": torch.device(device).type}
+def check_precision(precision: str) -> str:
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision {precision!r}: choose from {', '.join(PRECISIONS)}")
+    return precision
+
+
+def compute_settings(batch_size: int, device: str | torch.device, precision: str = "fp32") -> dict:
+    """The settings of a run that change embeddings (part of the cache key): batch size and device type in their
+    last float16 bits, the precision (bf16 / fp16 autocast) well beyond."""
+    return {"batch_size": int(batch_size), "device": torch.device(device).type, "precision": check_precision(precision)}
+
+
+def cache_entry(
+    encoder: torch.nn.Module,
+    clips: Sequence[Clip],
+    cache_root: str | os.PathLike,
+    policy: ClipPolicy = ClipPolicy(),
+    batch_size: int = 32,
+    device: str | torch.device = "cpu",
+    precision: str = "fp32",
+) -> Path:
+    """The folder `extract` fills for these arguments (finished once it holds `.done`); stats every file."""
+    identities = identities_hash(file_identities(clips))
+    compute = compute_settings(batch_size, device, precision)
+    return Path(cache_root) / cache_key(encoder.info.fingerprint(), policy, manifest_hash(clips), identities, compute)
 
 
 def load_clip(clip: Clip, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
-    """Decode a clip (or its start/end segment) to float32 mono at `sample_rate`."""
-    wav = load_audio(clip.path, sample_rate)
-    if clip.start or clip.end:
-        a = int(round(clip.start * sample_rate))
-        b = int(round(clip.end * sample_rate)) if clip.end else wav.shape[-1]
-        wav = wav[a:b]
-        if wav.shape[-1] == 0:
-            raise ValueError(f"{clip.path}: segment {clip.start}-{clip.end} s is empty")
-    return wav
+    """Decode a clip (or its start/end segment) to float32 mono at `sample_rate` (`hares.audio.load_audio`)."""
+    return load_audio(clip.path, sample_rate, clip.start, clip.end)
 
 
 def frame_exact(wav: np.ndarray) -> np.ndarray:
@@ -230,15 +262,17 @@ def extract(
     desc: str = "embed",
     rank: int = 0,
     world_size: int = 1,
+    precision: str = "fp32",
 ) -> EmbeddingCache:
     """Embed every clip with `encoder` (waveforms (B, N) -> (B, D)) into the cache, reusing finished shards.
 
     With `world_size` > 1 each rank computes shards `rank, rank + world_size, ...`; every rank returns the
-    cache once all shards exist (call it again on rank 0 after a barrier).
+    cache once all shards exist, else raises `ShardsPending` (call it again on rank 0 after a barrier).
+    `precision`: "fp32", or "bf16" / "fp16" autocast for the network (part of the cache key).
     """
     info = encoder.info
     identities = file_identities(clips)  # the cache never serves embeddings of files that changed since
-    compute = compute_settings(batch_size, device)
+    compute = compute_settings(batch_size, device, precision)
     base_key = cache_key(info.fingerprint(), policy, manifest_hash(clips), None, compute)
     key = cache_key(info.fingerprint(), policy, manifest_hash(clips), identities_hash(identities), compute)
     path = Path(cache_root) / key
@@ -260,6 +294,7 @@ def extract(
             "embed_dim": int(encoder.embed_dim),
             "shard_size": shard_size,
             "dtype": "float16",
+            "precision": precision,
         }
         write_json(path / "meta.json", meta)
     meta = json.loads((path / "meta.json").read_text())
@@ -298,10 +333,12 @@ def extract(
             progress,
             desc,
             total=len(clips) if world_size == 1 else len(positions),
+            rank=rank,
+            precision=precision,
         )
 
     if not all((path / f"shard-{s:05d}.json").exists() for s in range(num_shards)):
-        raise RuntimeError(f"{path}: shards of other ranks are not finished yet")
+        raise ShardsPending(f"{path}: shards of other ranks are not finished yet")
     bad: dict[str, str] = {}
     for s in range(num_shards):
         bad.update(json.loads((path / f"shard-{s:05d}.json").read_text())["bad"])
@@ -326,16 +363,20 @@ def _run_shards(
     progress: bool,
     desc: str,
     total: int,
+    rank: int = 0,
+    precision: str = "fp32",
 ) -> None:
     from tqdm.auto import tqdm
 
+    device = torch.device(device)
     encoder = encoder.to(device).eval()
     dim = int(encoder.embed_dim)
-    # Log-mel encoders on CPU: the decode workers compute the frontend. Waveform encoders (frontend None) get
-    # the windows themselves.
-    frontend = encoder.frontend if torch.device(device).type == "cpu" else None
+    on_cpu = device.type == "cpu"
+    logmel_in_workers = on_cpu and getattr(encoder, "frontend", None) is not None
+    pinned = device.type == "cuda"
+    autocast = PRECISIONS[check_precision(precision)]
     loader = torch.utils.data.DataLoader(
-        _DecodeDataset(clips, positions, order, policy, frontend),
+        _DecodeDataset(clips, positions, order, policy, encoder.frontend if logmel_in_workers else None),
         batch_size=None,
         shuffle=False,
         num_workers=num_workers,
@@ -343,6 +384,7 @@ def _run_shards(
     )
     bar = tqdm(total=total, initial=total - len(positions), desc=desc, unit="clip", disable=not progress)
     state: dict = {}
+    pending: list[tuple[list[int], torch.Tensor]] = []  # (rows, embeddings still on the device)
 
     def start(shard: int) -> None:
         n = min(shard_size, len(clips) - shard * shard_size)
@@ -355,18 +397,31 @@ def _run_shards(
             remaining=n,
         )
 
+    def collect() -> None:
+        """Add the embeddings of queued batches (waits for the device only here)."""
+        while pending:
+            rows, emb = pending.pop(0)
+            emb = emb.cpu().numpy().astype(np.float64)  # (B, D)
+            np.add.at(state["sums"], rows, emb)
+            np.add.at(state["counts"], rows, 1)
+
     def run(bucket: list[tuple[int, torch.Tensor]]) -> None:
         rows = [r for r, _ in bucket]
-        x = torch.stack([w for _, w in bucket]).to(device)  # (B, N) waveforms or (B, 1, T, F) log-mels, equal sizes
-        emb = (encoder.embed_logmel(x) if frontend is not None else encoder(x)).double().cpu().numpy()  # (B, D)
-        np.add.at(state["sums"], rows, emb)
-        np.add.at(state["counts"], rows, 1)
+        shape = (len(bucket), *bucket[0][1].shape)  # (B, N) waveforms or (B, 1, T, F) log-mels, equal sizes
+        x = torch.stack([w for _, w in bucket], out=torch.empty(shape, pin_memory=pinned))
+        x = x.to(device, non_blocking=pinned)  # pinned: an asynchronous copy, the host goes on
+        with torch.inference_mode(), torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
+            emb = encoder.embed_logmel(x) if logmel_in_workers else encoder(x)  # (B, D)
+            emb = emb.float()
+        collect()  # the previous batch: on a GPU it finished while this one was queued
+        pending.append((rows, emb))
 
     def flush() -> None:
         for bucket in state["buckets"].values():
             for i in range(0, len(bucket), batch_size):
                 run(bucket[i : i + batch_size])
         state["buckets"].clear()
+        collect()
 
     def finish() -> None:
         flush()
@@ -376,7 +431,7 @@ def _run_shards(
             raise FloatingPointError(f"{path}: shard {state['shard']} has non-finite embeddings (float16 overflow?)")
         shard = state["shard"]
         _save_npy(path / f"shard-{shard:05d}.npy", emb)
-        write_json(path / f"shard-{shard:05d}.json", {"num_clips": len(emb), "bad": state["bad"]})
+        write_json(path / f"shard-{shard:05d}.json", {"num_clips": len(emb), "bad": state["bad"], "rank": rank})
 
     for pos, windows, error in loader:
         shard, row = divmod(pos, shard_size)

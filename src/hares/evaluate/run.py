@@ -3,7 +3,7 @@
     >>> run_eval(["simclr=sf_nfnet_micro:runs/x/encoder.safetensors", "random:sf_nfnet_micro", "logmel"],
     ...          ["esc50", "csv:/data/mine.csv"], data_root="/data", out="runs/eval")
 
-Every protocol value (PROTOCOL sections 2-4) is a keyword override (`max_epochs=20`, `seeds=(0,)`,
+Every protocol value (docs/PROTOCOL.md sections 2-4) is a keyword override (`max_epochs=20`, `seeds=(0,)`,
 `window_s=...`, `max_bad_fraction=...`); unknown names are an error, and the values used are recorded.
 """
 
@@ -24,7 +24,7 @@ import torch
 
 import hares
 from hares.audio import FRONTEND_CONFIG
-from hares.evaluate.embed import ClipPolicy, EmbeddingCache, extract
+from hares.evaluate.embed import ClipPolicy, EmbeddingCache, ShardsPending, check_precision, extract
 from hares.evaluate.encoders import EvalEncoder, load_encoder
 from hares.evaluate.metrics import domain_averages, hares_score
 from hares.evaluate.probe import ProbeConfig, targets_for, train_probe
@@ -185,13 +185,16 @@ def evaluate_task(
     batch_size: int,
     num_workers: int,
     progress: bool,
+    precision: str = "fp32",
+    shard_size: int = 1024,
 ) -> dict[str, Any]:
     """Embed one task with one encoder (cached) and run its probe(s); scores in percent."""
     from tqdm.auto import tqdm
 
     label = encoder.info.label
     cache = extract(encoder, clips, cache_dir, protocol.policy, batch_size=batch_size, num_workers=num_workers,
-                    device=device, progress=progress, desc=f"embed {label} / {spec.name}")  # fmt: skip
+                    device=device, progress=progress, desc=f"embed {label} / {spec.name}",
+                    precision=precision, shard_size=shard_size)  # fmt: skip
     classes = spec.classes(list(clips))
     index = {(c.path, c.start, c.end): i for i, c in reversed(list(enumerate(clips)))}
     folds = spec.splits(list(clips))
@@ -234,6 +237,7 @@ def evaluate_task(
         "num_classes": len(classes),
         "probe": spec.probe,
         "cache_key": cache.key,
+        "precision": precision,
         "predictions": TaskPredictions(label, spec.name, spec.metric, tuple(cfg.seeds), fold_predictions),
         "bad_files": sorted(cache.bad.values()),
         "folds": [
@@ -275,12 +279,14 @@ def run_eval(
     batch_size: int = 32,
     num_workers: int = 2,
     progress: bool = True,
+    precision: str = "fp32",
+    shard_size: int = 1024,
     resamples: int = DEFAULT_RESAMPLES,
     stats_seed: int = DEFAULT_SEED,
     compare: Sequence[str] = (),
     protocol: Protocol | None = None,
     **overrides: Any,
-) -> dict[str, Any]:
+) -> dict[str, Any] | None:
     """Evaluate `encoders` (specs `[LABEL=]SPEC` or encoders) on `tasks` (names, `csv:PATH`, "all").
 
     Writes `report.csv`, `report.md`, `report.png`, `paired.csv`, `paired.png`, `results.json` and the per-clip
@@ -288,6 +294,9 @@ def run_eval(
     paired tests use `resamples` bootstrap replicates drawn from `stats_seed`; `compare` names published reference
     rows (`paper:SF_NFNET_F0`, see `hares references`) shown beside the encoders. Embeddings are cached under
     `cache_dir` (default `$HARES_CACHE` or ~/.cache/hares/embeddings).
+    `precision`: "fp32", or "bf16" / "fp16" autocast for the networks (recorded; part of the cache key).
+    Under torchrun (RANK / WORLD_SIZE set) every rank extracts its share of the shards, and rank 0 probes and
+    reports; the other ranks return None (see `_extract_distributed`).
     """
     from hares.evaluate.references import get_reference
     from hares.evaluate.report import write_report
@@ -301,7 +310,11 @@ def run_eval(
     protocol = protocol or Protocol.with_overrides(**overrides)
     if out is not None:
         check_output_dir(out, "out")  # before any compute: a bad --out must not cost a whole evaluation
+    check_precision(precision)
+    rank, world = _torchrun_rank()
     dev = _resolve_device(device)
+    if world > 1 and dev.type == "cuda":
+        dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
     cache = Path(cache_dir or os.environ.get("HARES_CACHE") or Path.home() / ".cache" / "hares" / "embeddings")
     specs = [t if not isinstance(t, str) else get_task(t) for t in _task_list(tasks)]
     names = [s.name for s in specs]
@@ -338,9 +351,16 @@ def run_eval(
 
     if missing:
         raise FileNotFoundError(f"{len(missing)} task(s) have no data (see `hares tasks`):\n  " + "\n  ".join(missing))
+    if world > 1:
+        _extract_distributed(encoders, specs, manifests, protocol, cache, dev, batch_size, num_workers, progress,
+                             precision, shard_size, rank, world)  # fmt: skip
+        if rank != 0:
+            return None
     results: dict[str, Any] = {
         **provenance(),
         "device": str(dev) + (f" ({torch.cuda.get_device_name(dev)})" if dev.type == "cuda" else ""),
+        "precision": precision,
+        "extraction_ranks": world,
         "protocol": protocol.as_dict(),
         "cache_dir": str(cache),
         "encoders": {},
@@ -358,12 +378,22 @@ def run_eval(
         for spec in specs:
             results["results"].append(
                 evaluate_task(
-                    encoder, spec, manifests[spec.name], protocol, cache, dev, batch_size, num_workers, progress
+                    encoder,
+                    spec,
+                    manifests[spec.name],
+                    protocol,
+                    cache,
+                    dev,
+                    batch_size,
+                    num_workers,
+                    progress,
+                    precision,
+                    shard_size,
                 )  # fmt: skip
             )
         del encoder
     predictions = {(r["encoder"], r["task"]): r.pop("predictions") for r in results["results"]}
-    finish_results(results, predictions, resamples=resamples, stats_seed=stats_seed)
+    finish_results(results, predictions, resamples=resamples, stats_seed=stats_seed, device=dev)
     if out is not None:
         write_predictions(out, results, predictions)
         write_report(results, out, compare=compare)
@@ -387,12 +417,14 @@ def compute_aggregates(results: dict[str, Any]) -> dict[str, Any]:
     return aggregates
 
 
-def finish_results(results: dict[str, Any], predictions: dict, resamples: int, stats_seed: int) -> None:
-    """Aggregates, then intervals and paired tests (`hares.evaluate.stats`) from the per-clip predictions."""
+def finish_results(
+    results: dict[str, Any], predictions: dict, resamples: int, stats_seed: int, device: str | torch.device = "cpu"
+) -> None:
+    """Aggregates, then intervals and paired tests (`hares.evaluate.stats`, on `device`) from the predictions."""
     from hares.evaluate.stats import compute_stats
 
     results["aggregates"] = compute_aggregates(results)
-    compute_stats(results, predictions, resamples=resamples, seed=stats_seed)
+    compute_stats(results, predictions, resamples=resamples, seed=stats_seed, device=device)
 
 
 def write_predictions(out: str | os.PathLike, results: dict[str, Any], predictions: dict) -> None:
@@ -403,3 +435,55 @@ def write_predictions(out: str | os.PathLike, results: dict[str, Any], predictio
         name = predictions_file(r["encoder"], r["task"])
         save_predictions(Path(out) / "predictions" / name, predictions[r["encoder"], r["task"]])
         r["predictions"] = f"predictions/{name}"
+
+
+def _torchrun_rank() -> tuple[int, int]:
+    """(RANK, WORLD_SIZE) from torchrun's environment; (0, 1) for a plain process."""
+    try:
+        return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+    except ValueError as e:
+        raise ValueError(f"RANK / WORLD_SIZE must be integers (torchrun sets them): {e}") from None
+
+
+def _extract_distributed(
+    encoders: Sequence[str | EvalEncoder],
+    specs: Sequence[Any],
+    manifests: dict[str, Any],
+    protocol: Protocol,
+    cache: Path,
+    device: torch.device,
+    batch_size: int,
+    num_workers: int,
+    progress: bool,
+    precision: str,
+    shard_size: int,
+    rank: int,
+    world: int,
+) -> None:
+    """`torchrun --nproc_per_node=N -m hares eval ...`: every rank embeds shards rank, rank + N, ... of every
+    (encoder, task); after a barrier rank 0 marks the cache entries done and goes on to probe (the caches are then
+    complete, so its normal pass recomputes nothing). A gloo group carries only the barriers, so it works on CPU
+    and GPU alike; its timeout is a day, since ranks wait for the slowest one."""
+    import datetime
+
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group("gloo", timeout=datetime.timedelta(days=1))
+    for enc in encoders:
+        encoder = load_encoder(enc) if isinstance(enc, str) else enc
+        for spec in specs:
+            label = encoder.info.label
+            kw = dict(batch_size=batch_size, num_workers=num_workers, device=device, shard_size=shard_size,
+                      precision=precision)  # fmt: skip
+            try:
+                extract(encoder, manifests[spec.name], cache, protocol.policy, progress=progress and rank == 0,
+                        desc=f"embed {label} / {spec.name} (rank {rank}/{world})", rank=rank, world_size=world,
+                        **kw)  # fmt: skip
+            except ShardsPending:
+                pass
+            dist.barrier()
+            if rank == 0:
+                extract(encoder, manifests[spec.name], cache, protocol.policy, progress=False, **kw)
+        del encoder
+    dist.barrier()

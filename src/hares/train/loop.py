@@ -29,6 +29,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from hares.audio import SAMPLE_RATE, num_frames
+from hares.data.sources import Source, open_source
 from hares.io import check_output_dir, write_json, write_text
 from hares.models import check_model_config, create_model, save_checkpoint
 from hares.train import dist
@@ -42,7 +43,7 @@ from hares.train.checkpoint import (
     saved_run_config,
 )
 from hares.train.config import PretrainConfig
-from hares.train.data import ClipDataset, ShardStream, Source, StepSampler, balanced_weights, collate, open_source
+from hares.train.data import ClipDataset, ShardStream, StepSampler, balanced_weights, collate
 from hares.train.objectives import build_objective
 
 ENCODER_FILE = "encoder.safetensors"
@@ -61,7 +62,7 @@ def step_seed(seed: int, step: int, rank: int) -> int:
 
 
 def lr_at(step: int, cfg: PretrainConfig) -> float:
-    """Linear warm-up over `warmup_steps`, then constant (PROTOCOL.md section 6)."""
+    """Linear warm-up over `warmup_steps`, then constant (docs/PROTOCOL.md section 6)."""
     return cfg.lr * min(1.0, (step + 1) / cfg.warmup_steps) if cfg.warmup_steps else cfg.lr
 
 
