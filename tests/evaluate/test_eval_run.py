@@ -79,11 +79,17 @@ def test_a_few_bad_files_are_skipped_and_listed(tmp_path, csv_task):
 def test_cli_eval_and_tasks(tmp_path, csv_task, capsys):
     code = main(["eval", "--encoder", "base=logmel", "--tasks", f"csv:{csv_task}", "--out", str(tmp_path / "o"),
                  "--cache-dir", str(tmp_path / "c"), "--seeds", "3", "--set", "max_epochs=5", "--set", "lrs=(1e-3,)",
-                 "--no-progress", "--workers", "1"])  # fmt: skip
+                 "--no-progress", "--workers", "1", "--compare", "paper:SF_NFNET_F0", "--resamples", "50",
+                 "--stats-seed", "7"])  # fmt: skip
     assert code == 0
     saved = json.loads((tmp_path / "o" / "results.json").read_text())
     assert saved["protocol"]["probe"]["seeds"] == [3] and saved["protocol"]["probe"]["lrs"] == [1e-3]
-    assert "| Tasks | base |" in capsys.readouterr().out
+    assert saved["stats"]["resamples"] == 50 and saved["stats"]["seed"] == 7 and "bootstrap" in saved["stats"]["method"]
+    assert saved["references"][0]["name"] == "paper:SF_NFNET_F0"
+    assert "| Tasks | base | SF NFNet-F0 (ours), Table 4 † |" in capsys.readouterr().out
+    assert main(["eval", "--encoder", "logmel", "--tasks", f"csv:{csv_task}", "--out", str(tmp_path / "o2"),
+                 "--compare", "paper:NOPE"]) == 2  # fmt: skip
+    assert "no reference row 'NOPE'" in capsys.readouterr().err
     (tmp_path / "data" / "ESC-50").mkdir(parents=True)
     assert main(["tasks", "--data-root", str(tmp_path / "data")]) == 0
     lines = capsys.readouterr().out.splitlines()

@@ -1,4 +1,4 @@
-"""Task metrics and HARES aggregates (PROTOCOL section 4).
+"""Task metrics and HARES aggregates (docs/PROTOCOL.md section 4).
 
 - `accuracy`: top-1, clip level.
 - `mean_average_precision`: mean over classes of average precision with scikit-learn's
@@ -34,26 +34,27 @@ def average_precision(
     scores: torch.Tensor | np.ndarray,
     targets: torch.Tensor | np.ndarray,
     weights: torch.Tensor | np.ndarray | None = None,
-    dtype: torch.dtype = torch.float64,
 ) -> torch.Tensor:
     """Per-class AP (C,) of scores (N, C) against multi-hot targets (N, C); NaN for classes with no positive.
 
     With `weights` (B, N) (e.g. bootstrap counts: clip n drawn w[b, n] times) it returns (B, C): the AP of each
     weighted set, equal to scikit-learn's on the data with clip n repeated w[b, n] times. The sort and the
-    positives' bookkeeping are done once; each weighted set then costs one gather and one cumulative sum over
-    (C, N) plus O(positives), in `dtype` (float32 is exact for the counts and ~1e-7 relative for AP).
+    positives' bookkeeping are done once (`ap_plan`); each weighted set then costs one gather and one cumulative
+    sum over each class's ranks down to its last positive, plus O(positives) (`weighted_ap`).
     """
     plan = ap_plan(_tensor(scores), _tensor(targets))
     n = plan["n"]
-    w = torch.ones(1, n, dtype=dtype) if weights is None else _tensor(weights).to(dtype)
-    w = w.to(plan["order"].device)
+    w = torch.ones(1, n, dtype=torch.float64) if weights is None else _tensor(weights)
+    w = w.to(plan["flat_order"].device)
     ap = weighted_ap(plan, w)
     return ap[0] if weights is None else ap
 
 
 def ap_plan(scores: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor | int]:
-    """Rank order per class and, for every positive (class, rank): its clip, the end of its tie group (flat index
-    into a (C, N) cumulative sum) and the number of positives ranked up to that end."""
+    """What AP needs of scores (N, C) and multi-hot targets (N, C), independent of clip weights: each class's rank
+    order up to its last positive's tie group (flattened, classes one after another: ranks below that do not enter
+    its AP), and for every positive its clip, the end of its tie group in that flat order and the number of
+    positives ranked up to that end."""
     scores = scores.double()
     targets = targets.to(scores.device)
     n, c = scores.shape
@@ -66,24 +67,33 @@ def ap_plan(scores: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tens
     ends = torch.flip(torch.cummin(torch.flip(ends, [1]), dim=1).values, [1])  # (C, N) end of each rank's tie group
     cls, rank = torch.nonzero(t, as_tuple=True)  # positives, by class then rank
     end = ends[cls, rank]
+    length = torch.zeros(c, dtype=torch.long, device=s.device).scatter_reduce_(0, cls, end + 1, "amax")  # (C,)
+    start = torch.cumsum(length, dim=0) - length  # each class's offset in the flat order
     positives_upto = torch.cumsum(t.long(), dim=1)[cls, end]  # positives ranked <= the tie group's end
-    first = torch.cumsum(t.sum(dim=1), dim=0) - t.sum(dim=1)  # index of each class's first positive
-    return {"n": n, "c": c, "order": order, "cls": cls, "clip": order[cls, rank], "flat_end": cls * n + end,
-            "ptr": first[cls] + positives_upto - 1, "first": first}  # fmt: skip
+    count = t.sum(dim=1)
+    first = torch.cumsum(count, dim=0) - count  # index of each class's first positive
+    return {"n": n, "c": c, "flat_order": order[idx < length[:, None]], "start": start, "cls": cls,
+            "clip": order[cls, rank], "flat_end": start[cls] + end, "ptr": first[cls] + positives_upto - 1,
+            "first": first}  # fmt: skip
 
 
 def weighted_ap(plan: dict, w: torch.Tensor) -> torch.Tensor:
-    """AP (B, C) of the weighted sets w (B, N) under a plan from `ap_plan`."""
-    b, c, n = w.shape[0], plan["c"], plan["n"]
+    """AP (B, C) of the weighted clip sets w (B, N) under a plan from `ap_plan`; integer weights (bootstrap counts)
+    are summed exactly in int32, float weights in float64."""
+    b, c = w.shape[0], plan["c"]
+    acc = torch.int32 if not torch.is_floating_point(w) else torch.float64
     cls = plan["cls"]
-    seen = torch.cumsum(w[:, plan["order"]], dim=2).reshape(b, c * n)[:, plan["flat_end"]]  # (B, P) clips >= score
+    flat = torch.cumsum(w[:, plan["flat_order"]], dim=1, dtype=acc)  # (B, sum of lengths)
+    base = torch.cat([torch.zeros(b, 1, dtype=acc, device=w.device), flat], dim=1)[:, plan["start"][cls]]
+    seen = (flat[:, plan["flat_end"]] - base).double()  # (B, P) weight of the clips scored >= each positive
     wpos = w[:, plan["clip"]]  # (B, P) weight of each positive
-    cum = torch.cumsum(wpos, dim=1)
-    before = torch.cat([torch.zeros(b, 1, dtype=w.dtype, device=w.device), cum], dim=1)[:, plan["first"][cls]]
-    tp = cum[:, plan["ptr"]] - before  # weighted positives ranked up to each positive's tie group end
+    cum = torch.cumsum(wpos, dim=1, dtype=acc)
+    before = torch.cat([torch.zeros(b, 1, dtype=acc, device=w.device), cum], dim=1)[:, plan["first"][cls]]
+    tp = (cum[:, plan["ptr"]] - before).double()  # weighted positives ranked up to each positive's tie group end
+    wpos = wpos.double()
     precision = tp / seen.clamp(min=1e-12)  # 0/0 only where the positive itself has weight 0
-    num = torch.zeros(b, c, dtype=w.dtype, device=w.device).index_add_(1, cls, wpos * precision)
-    den = torch.zeros(b, c, dtype=w.dtype, device=w.device).index_add_(1, cls, wpos)
+    num = torch.zeros(b, c, dtype=torch.float64, device=w.device).index_add_(1, cls, wpos * precision)
+    den = torch.zeros(b, c, dtype=torch.float64, device=w.device).index_add_(1, cls, wpos)
     return torch.where(den > 0, num / den.clamp(min=1e-12), torch.full_like(num, float("nan")))
 
 

@@ -1,6 +1,6 @@
 """`hares eval --plan`: what a run will cost on this device, before anything runs (nothing is extracted).
 
-Per encoder and task: clips, audio hours (file headers), evaluation windows (PROTOCOL section 2), whether the
+Per encoder and task: clips, audio hours (file headers), evaluation windows (docs/PROTOCOL.md section 2), whether the
 embeddings are already cached, and estimated extraction and probe times:
 - extraction: the encoder is timed on random audio on this device (`hares.evaluate.bench.time_forward`) for
   windows of 1 s and of the clip window (10.24 s); a window of s seconds is then estimated to cost
@@ -32,7 +32,7 @@ CALIBRATION_SECONDS = 1.0
 
 
 def window_lengths(duration: float, window_s: float, min_last_s: float) -> list[float]:
-    """Seconds of each evaluation window of a clip (PROTOCOL section 2; `hares.audio.eval_windows`)."""
+    """Seconds of each evaluation window of a clip (docs/PROTOCOL.md section 2; `hares.audio.eval_windows`)."""
     if duration <= window_s:
         return [max(duration, 0.025)]
     full, rest = int(duration // window_s), duration - window_s * int(duration // window_s)

@@ -34,6 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="output folder for the merged report")
     p.add_argument("--allow-protocol-mismatch", action="store_true",
                    help="merge runs whose protocol values differ (the report lists the differences)")  # fmt: skip
+    p.add_argument("--device", default="auto", help="where the bootstrap runs: cpu, cuda ... (default: cuda if any)")
     add_stats_options(p)
     p.set_defaults(func=cmd_report)
 
@@ -45,13 +46,14 @@ def cmd_report(args: argparse.Namespace) -> int:
     from hares.evaluate.merge import merge_runs, write_merged
     from hares.evaluate.references import get_reference
     from hares.evaluate.report import render_markdown, write_report
-    from hares.evaluate.run import finish_results
+    from hares.evaluate.run import _resolve_device, finish_results
 
     try:
         for ref in args.compare:
             get_reference(ref)
         results, predictions = merge_runs(args.runs, allow_protocol_mismatch=args.allow_protocol_mismatch)
-        finish_results(results, predictions, resamples=args.resamples, stats_seed=args.stats_seed)
+        finish_results(results, predictions, resamples=args.resamples, stats_seed=args.stats_seed,
+                       device=_resolve_device(args.device))  # fmt: skip
         write_merged(results, args.out)
         write_report(results, args.out, compare=args.compare)
     except (FileNotFoundError, KeyError, ValueError) as e:

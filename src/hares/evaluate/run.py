@@ -3,7 +3,7 @@
     >>> run_eval(["simclr=sf_nfnet_micro:runs/x/encoder.safetensors", "random:sf_nfnet_micro", "logmel"],
     ...          ["esc50", "csv:/data/mine.csv"], data_root="/data", out="runs/eval")
 
-Every protocol value (PROTOCOL sections 2-4) is a keyword override (`max_epochs=20`, `seeds=(0,)`,
+Every protocol value (docs/PROTOCOL.md sections 2-4) is a keyword override (`max_epochs=20`, `seeds=(0,)`,
 `window_s=...`, `max_bad_fraction=...`); unknown names are an error, and the values used are recorded.
 """
 
@@ -394,7 +394,7 @@ def run_eval(
             )
         del encoder
     predictions = {(r["encoder"], r["task"]): r.pop("predictions") for r in results["results"]}
-    finish_results(results, predictions, resamples=resamples, stats_seed=stats_seed)
+    finish_results(results, predictions, resamples=resamples, stats_seed=stats_seed, device=dev)
     if out is not None:
         write_predictions(out, results, predictions)
         write_report(results, out, compare=compare)
@@ -418,12 +418,14 @@ def compute_aggregates(results: dict[str, Any]) -> dict[str, Any]:
     return aggregates
 
 
-def finish_results(results: dict[str, Any], predictions: dict, resamples: int, stats_seed: int) -> None:
-    """Aggregates, then intervals and paired tests (`hares.evaluate.stats`) from the per-clip predictions."""
+def finish_results(
+    results: dict[str, Any], predictions: dict, resamples: int, stats_seed: int, device: str | torch.device = "cpu"
+) -> None:
+    """Aggregates, then intervals and paired tests (`hares.evaluate.stats`, on `device`) from the predictions."""
     from hares.evaluate.stats import compute_stats
 
     results["aggregates"] = compute_aggregates(results)
-    compute_stats(results, predictions, resamples=resamples, seed=stats_seed)
+    compute_stats(results, predictions, resamples=resamples, seed=stats_seed, device=device)
 
 
 def write_predictions(out: str | os.PathLike, results: dict[str, Any], predictions: dict) -> None:

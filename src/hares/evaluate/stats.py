@@ -34,7 +34,7 @@ import math
 import os
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -49,7 +49,7 @@ CONFIDENCE = 0.95
 ALPHA = 0.05
 SMALL_TEST = 100  # fewer test clips than this: the interval is wide and the bootstrap itself is rough
 DRAW_BUDGET = 1 << 22  # clip draws generated per block (fixed, so draws do not depend on memory settings)
-WORK_BUDGET = 1 << 21  # elements per block of the weighted-AP computation (B_block * N * C)
+WORK_BUDGET = 1 << 22  # elements per block of the weighted-AP computation (B_block * ranks kept)
 METHOD = (
     "score intervals: percentile bootstrap over test clips (stratified by fold; mAP resamples clips) of the "
     "seed-mean score, plus the probe-seed spread (s^2/S, Student t with S-1 df); aggregates resample every task "
@@ -66,6 +66,7 @@ class FoldPredictions:
     targets: np.ndarray
     logits: np.ndarray
     clip_ids: np.ndarray
+    plans: dict[int, dict] = field(default_factory=dict, repr=False, compare=False)  # mAP rank plans per seed
 
 
 @dataclass
@@ -137,25 +138,28 @@ def check_test_targets(where: str, targets: np.ndarray | torch.Tensor, multilabe
 
 
 # ----------------------------------------------------------------------------------------------- metrics
-def fold_scores(fold: FoldPredictions, metric: str, weights: np.ndarray) -> np.ndarray:
+def fold_scores(
+    fold: FoldPredictions, metric: str, weights: np.ndarray, device: str | torch.device = "cpu"
+) -> np.ndarray:
     """Per-seed metric of one fold on each weighted clip set: weights (B, N) counts -> (S, B) fractions."""
     n = len(fold.clip_ids)
-    w = torch.from_numpy(weights)
+    w = torch.from_numpy(weights).to(device)
     if metric == "accuracy":
-        correct = torch.from_numpy(fold.logits.argmax(-1) == fold.targets[None]).double()  # (S, N)
-        return (correct @ w.T / n).numpy()  # torch matmul: numpy's BLAS threads oversubscribe busy machines
+        correct = torch.from_numpy(fold.logits.argmax(-1) == fold.targets[None]).double().to(device)  # (S, N)
+        return (correct @ w.T / n).cpu().numpy()  # torch matmul: numpy's BLAS threads oversubscribe busy machines
     if metric != "mAP":
         raise ValueError(f"no bootstrap for metric {metric!r}; known: accuracy, mAP")
-    s_count, _, c = fold.logits.shape
-    block = max(1, WORK_BUDGET // max(1, n * c))
+    s_count = fold.logits.shape[0]
     out = np.empty((s_count, len(weights)))
-    targets = torch.from_numpy(np.ascontiguousarray(fold.targets))
-    w = w.float()  # counts are exact in float32; AP to ~1e-7
+    targets = torch.from_numpy(np.ascontiguousarray(fold.targets)).to(device)
+    w = w.int()  # counts: summed exactly in int32
     for s in range(s_count):
-        plan = ap_plan(torch.from_numpy(np.ascontiguousarray(fold.logits[s])), targets)  # one sort per seed
+        if s not in fold.plans:  # one sort per seed, reused by every block of replicates
+            fold.plans[s] = ap_plan(torch.from_numpy(np.ascontiguousarray(fold.logits[s])).to(device), targets)
+        block = max(1, WORK_BUDGET // max(1, len(fold.plans[s]["flat_order"])))
         for i in range(0, len(weights), block):
-            ap = weighted_ap(plan, w[i : i + block])  # (b, C)
-            out[s, i : i + block] = torch.nanmean(ap.double(), dim=1).numpy()
+            ap = weighted_ap(fold.plans[s], w[i : i + block])  # (b, C)
+            out[s, i : i + block] = torch.nanmean(ap, dim=1).cpu().numpy()
     return out
 
 
@@ -211,7 +215,9 @@ def _weights(rng: np.random.Generator, n: int, b: int) -> np.ndarray:
     return np.bincount(idx.ravel(), minlength=b * n).reshape(b, n).astype(np.float64)
 
 
-def task_replicates(preds: Mapping[str, TaskPredictions], resamples: int, seed: int) -> dict[str, Replicates]:
+def task_replicates(
+    preds: Mapping[str, TaskPredictions], resamples: int, seed: int, device: str | torch.device = "cpu"
+) -> dict[str, Replicates]:
     """Bootstrap replicates of one task's score for each encoder, on clip draws shared by all encoders."""
     first = next(iter(preds.values()))
     task = first.task
@@ -231,7 +237,7 @@ def task_replicates(preds: Mapping[str, TaskPredictions], resamples: int, seed: 
         for i in range(0, resamples, block):
             w = _weights(rng, n, min(block, resamples - i))
             for e, p in preds.items():
-                per_seed[e][:, i : i + len(w)] += fold_scores(p.folds[k], p.metric, w)
+                per_seed[e][:, i : i + len(w)] += fold_scores(p.folds[k], p.metric, w, device)
     out = {}
     for e, p in preds.items():
         s_count = len(p.seeds)
@@ -252,9 +258,10 @@ def task_replicates(preds: Mapping[str, TaskPredictions], resamples: int, seed: 
 
 
 def interval(replicates: np.ndarray, confidence: float = CONFIDENCE) -> tuple[float, float]:
-    """Percentile interval of bootstrap replicates."""
+    """Percentile interval of bootstrap replicates of a score in percent (kept inside [0, 100]: the seed term's
+    t draws are unbounded, a score is not)."""
     tail = 100 * (1 - confidence) / 2
-    lo, hi = np.nanpercentile(replicates, [tail, 100 - tail])
+    lo, hi = np.clip(np.nanpercentile(replicates, [tail, 100 - tail]), 0.0, 100.0)
     return float(lo), float(hi)
 
 
@@ -271,8 +278,8 @@ def paired_test(diff: float, reps: Replicates, confidence: float = CONFIDENCE) -
         return {"se": 0.0, "df": df, "p": p, "ci_low": diff, "ci_high": diff}
     se = math.sqrt(var)
     half = float(st.t.ppf(0.5 + confidence / 2, df)) * se
-    return {"se": se, "df": df, "p": float(2 * st.t.sf(abs(diff) / se, df)), "ci_low": diff - half,
-            "ci_high": diff + half}  # fmt: skip
+    return {"se": se, "df": df, "p": float(2 * st.t.sf(abs(diff) / se, df)), "ci_low": max(-100.0, diff - half),
+            "ci_high": min(100.0, diff + half)}  # fmt: skip
 
 
 def holm(p_values: Sequence[float]) -> list[float]:
@@ -294,6 +301,7 @@ def compute_stats(
     seed: int = DEFAULT_SEED,
     confidence: float = CONFIDENCE,
     alpha: float = ALPHA,
+    device: str | torch.device = "cpu",
 ) -> dict[str, Any]:
     """Add intervals and paired tests to a results dict (in place; returned too).
 
@@ -315,7 +323,7 @@ def compute_stats(
     notes = []
     for task in tasks:
         group = {e: predictions[e, task] for e in encoders if (e, task) in rows}
-        for e, r in task_replicates(group, resamples, seed).items():
+        for e, r in task_replicates(group, resamples, seed, device).items():
             reps[e, task] = r
             row = rows[e, task]
             recomputed = float(seed_scores(group[e]).mean())
@@ -357,7 +365,7 @@ def compute_stats(
         "alpha": alpha,
         "correction": f"Holm step-down over all {len(paired)} paired tests of this report",
         "paired": paired,
-        "notes": list(dict.fromkeys(notes)),
+        "notes": sorted(dict.fromkeys(notes), key=lambda n: "one probe seed" in n),  # task notes first
     }
     return results
 

@@ -4,7 +4,7 @@
 `apply_overrides(cfg, ["lr=3e-4"])` applies `--set KEY=VALUE` strings with the strict parser of `hares.schema`
 (types from each field's default or its declared `metadata={"spec": ...}`; unknown keys and the run flags
 marked `fixed` are refused). Small presets shrink batch, steps and widths, never the
-code path (PROTOCOL.md section 6). The resolved config is saved as JSON next to every run.
+code path (docs/PROTOCOL.md section 6). The resolved config is saved as JSON next to every run.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ class PretrainConfig:
     data_format: str = "auto"
     crop_seconds: float = 3.0
     num_workers: int = 0
-    class_balanced: bool = False  # supervised: PSLA-style weighted sampling (pretraining.md section 4)
+    class_balanced: bool = False  # supervised: PSLA-style weighted sampling (docs/PRETRAINING.md section 4)
     audioset_subsets: tuple = ("balanced_train", "unbalanced_train")
     max_bad_in_a_row: int = 50  # this many undecodable files in a row ends the run with a clear error
     # objective heads and augmentation
@@ -89,6 +89,7 @@ class PretrainConfig:
             (0.0 <= self.byol_ema < 1.0, "byol_ema must lie in [0, 1)"),
             (self.num_workers >= 0, "num_workers must be >= 0"),
             (self.device in ("auto", "cpu", "cuda"), f"device must be auto, cpu or cuda, got {self.device!r}"),
+            (len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas), "betas must be two numbers in [0, 1)"),
         ]
         for ok, msg in checks:
             if not ok:
@@ -167,7 +168,7 @@ def demo() -> PretrainConfig:
 
 
 def paper_simclr() -> PretrainConfig:
-    """The paper's SimCLR run (section 3 of the paper, PROTOCOL.md section 6): batch 4096 x 200k steps."""
+    """The paper's SimCLR run (section 3 of the paper, docs/PROTOCOL.md section 6): batch 4096 x 200k steps."""
     return PretrainConfig(
         preset="paper-simclr",
         objective="simclr",

@@ -3,7 +3,7 @@
 Each objective owns the frontend (log-mel on the training device, in fp32), the encoder and its heads, so the
 training loop never branches on the method (timm `task/`). The batch is {"wav": (B, V, N), "target": (B, C)} with
 V = `objective.views` random crops per clip; example mixing acts on waveforms before the log-mel
-(PROTOCOL.md section 6). `encoder` is the network that is exported; heads are discarded after training.
+(docs/PROTOCOL.md section 6). `encoder` is the network that is exported; heads are discarded after training.
 """
 
 from __future__ import annotations
