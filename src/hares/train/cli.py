@@ -76,7 +76,8 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
 
 
 def cmd_shards(args: argparse.Namespace) -> int:
-    from hares.train.data import open_source, write_shards
+    from hares.data.shards import write_shards
+    from hares.data.sources import open_source
 
     source = open_source(args.data)
     if source.shards:

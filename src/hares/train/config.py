@@ -4,7 +4,7 @@
 `apply_overrides(cfg, ["lr=3e-4"])` applies `--set KEY=VALUE` strings with the strict parser of `hares.schema`
 (types from each field's default or its declared `metadata={"spec": ...}`; unknown keys and the run flags
 marked `fixed` are refused). Small presets shrink batch, steps and widths, never the
-code path (PROTOCOL.md section 6). The resolved config is saved as JSON next to every run.
+code path (docs/PROTOCOL.md section 6). The resolved config is saved as JSON next to every run.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ class PretrainConfig:
     data_format: str = "auto"
     crop_seconds: float = 3.0
     num_workers: int = 0
-    class_balanced: bool = False  # supervised: PSLA-style weighted sampling (pretraining.md section 4)
+    class_balanced: bool = False  # supervised: PSLA-style weighted sampling (docs/PRETRAINING.md section 4)
     audioset_subsets: tuple = ("balanced_train", "unbalanced_train")
     librispeech_subsets: tuple = ("train-clean-100", "train-clean-360", "train-other-500")  # the 960 h
     max_bad_in_a_row: int = 50  # this many undecodable files in a row ends the run with a clear error
@@ -110,6 +110,7 @@ class PretrainConfig:
             (self.w2v_negatives >= 1 and self.w2v_logit_temp > 0, "w2v_negatives >= 1 and w2v_logit_temp > 0"),
             (len(self.w2v_gumbel_temp) == 3, "w2v_gumbel_temp is (start, end, decay)"),
             (self.device in ("auto", "cpu", "cuda"), f"device must be auto, cpu or cuda, got {self.device!r}"),
+            (len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas), "betas must be two numbers in [0, 1)"),
         ]
         for ok, msg in checks:
             if not ok:
@@ -188,7 +189,7 @@ def demo() -> PretrainConfig:
 
 
 def paper_simclr() -> PretrainConfig:
-    """The paper's SimCLR run (section 3 of the paper, PROTOCOL.md section 6): batch 4096 x 200k steps."""
+    """The paper's SimCLR run (section 3 of the paper, docs/PROTOCOL.md section 6): batch 4096 x 200k steps."""
     return PretrainConfig(
         preset="paper-simclr",
         objective="simclr",

@@ -1,6 +1,6 @@
 """torch.distributed helpers: DDP set-up from torchrun's environment (nanoGPT style) and a differentiable gather.
 
-`GatherLayer` is the piece every distributed contrastive loss depends on (pretraining.md section 7.2): forward
+`GatherLayer` is the piece every distributed contrastive loss depends on (docs/PRETRAINING.md section 7): forward
 all-gathers the tensor of every rank; backward **sums** the gradients that every rank computed for the gathered
 tensor (all_reduce) and hands each rank its own slice. Returning only the local slice without the sum is the
 classic bug (lightly-ai/lightly#1528, cellarium-ai/cellarium-ml PR #184).

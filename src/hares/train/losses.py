@@ -1,7 +1,7 @@
 """Losses: NT-Xent over the global batch (SimCLR), BYOL's normalised regression loss, CPC's InfoNCE, wav2vec 2.0's
 contrastive and diversity terms.
 
-NT-Xent follows pretraining.md section 7.2: normalise in fp32, gather the projections of every rank with
+NT-Xent follows docs/PRETRAINING.md section 7: normalise in fp32, gather the projections of every rank with
 gradients, compute the loss for the *local* anchors against *all* keys, mask self-similarity with -inf and use
 `cross_entropy` (never exp/log by hand). The mean over local anchors, averaged over ranks by DDP, is the mean over
 all 2 * global-batch anchors, so the update equals one process on the combined batch.

@@ -4,7 +4,7 @@ Each objective owns the frontend (log-mel on the training device, in fp32; none 
 says `input_kind = "waveform"`), the encoder and its heads, so the training loop never branches on the method
 (timm `task/`): SimCLR and supervised (either kind), BYOL-A (log-mel), CPC and wav2vec 2.0 (their waveform
 networks). The batch is {"wav": (B, V, N), "target": (B, C)} with V = `objective.views` random crops per clip;
-example mixing acts on waveforms before the log-mel (PROTOCOL.md section 6). `encoder` is the network that is
+example mixing acts on waveforms before the log-mel (docs/PROTOCOL.md section 6). `encoder` is the network that is
 exported; heads are discarded after training.
 """
 
