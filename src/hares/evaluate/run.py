@@ -3,7 +3,7 @@
     >>> run_eval(["simclr=sf_nfnet_micro:runs/x/encoder.safetensors", "random:sf_nfnet_micro", "logmel"],
     ...          ["esc50", "csv:/data/mine.csv"], data_root="/data", out="runs/eval")
 
-Every protocol value (PROTOCOL sections 2-4) is a keyword override (`max_epochs=20`, `seeds=(0,)`,
+Every protocol value (docs/PROTOCOL.md sections 2-4) is a keyword override (`max_epochs=20`, `seeds=(0,)`,
 `window_s=...`, `max_bad_fraction=...`); unknown names are an error, and the values used are recorded.
 """
 
@@ -313,8 +313,9 @@ def run_eval(
     check_precision(precision)
     rank, world = _torchrun_rank()
     dev = _resolve_device(device)
-    if world > 1 and dev.type == "cuda":
+    if world > 1 and dev.type == "cuda":  # one GPU per rank, as torchrun numbers them on each node
         dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(dev)
     cache = Path(cache_dir or os.environ.get("HARES_CACHE") or Path.home() / ".cache" / "hares" / "embeddings")
     specs = [t if not isinstance(t, str) else get_task(t) for t in _task_list(tasks)]
     names = [s.name for s in specs]
