@@ -1,4 +1,4 @@
-"""Probes on frozen embeddings (PROTOCOL section 3): the whole lr x weight-decay grid trained in one pass.
+"""Probes on frozen embeddings (docs/PROTOCOL.md section 3): the whole lr x weight-decay grid trained in one pass.
 
 - Features are standardised with the train split's mean and std only.
 - The grid (4 lr x 2 wd = 8 heads) is one batched model: weights (G, D, C) (linear) or (G, D, H), (G, H, C)
@@ -34,7 +34,7 @@ def _spec(spec) -> dict:
 
 @dataclass(frozen=True)
 class ProbeConfig:
-    """Every probe value of PROTOCOL section 3; each one is an overridable, recorded setting."""
+    """Every probe value of docs/PROTOCOL.md section 3; each one is an overridable, recorded setting."""
 
     lrs: tuple[float, ...] = field(default=(1e-4, 3e-4, 1e-3, 3e-3), metadata=_spec(Seq(Float(gt=0, le=10))))
     weight_decays: tuple[float, ...] = field(default=(0.0, 1e-4), metadata=_spec(Seq(Float(ge=0, le=10))))

@@ -3,7 +3,7 @@
     >>> run_eval(["simclr=sf_nfnet_micro:runs/x/encoder.safetensors", "random:sf_nfnet_micro", "logmel"],
     ...          ["esc50", "csv:/data/mine.csv"], data_root="/data", out="runs/eval")
 
-Every protocol value (PROTOCOL sections 2-4) is a keyword override (`max_epochs=20`, `seeds=(0,)`,
+Every protocol value (docs/PROTOCOL.md sections 2-4) is a keyword override (`max_epochs=20`, `seeds=(0,)`,
 `window_s=...`, `max_bad_fraction=...`); unknown names are an error, and the values used are recorded.
 """
 
@@ -320,8 +320,9 @@ def run_eval(
     check_precision(precision)
     rank, world = _torchrun_rank()
     dev = _resolve_device(device)
-    if world > 1 and dev.type == "cuda":
+    if world > 1 and dev.type == "cuda":  # one GPU per rank, as torchrun numbers them on each node
         dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(dev)
     cache = Path(cache_dir or os.environ.get("HARES_CACHE") or Path.home() / ".cache" / "hares" / "embeddings")
     specs = [t if not isinstance(t, str) else get_task(t) for t in _task_list(tasks)]
     names = [s.name for s in specs]
@@ -401,7 +402,7 @@ def run_eval(
             )
         del encoder
     predictions = {(r["encoder"], r["task"]): r.pop("predictions") for r in results["results"]}
-    finish_results(results, predictions, resamples=resamples, stats_seed=stats_seed, device=dev)
+    finish_results(results, predictions, resamples=resamples, stats_seed=stats_seed, device=dev, progress=progress)
     if out is not None:
         write_predictions(out, results, predictions)
         write_report(results, out, compare=compare)
@@ -426,13 +427,18 @@ def compute_aggregates(results: dict[str, Any]) -> dict[str, Any]:
 
 
 def finish_results(
-    results: dict[str, Any], predictions: dict, resamples: int, stats_seed: int, device: str | torch.device = "cpu"
+    results: dict[str, Any],
+    predictions: dict,
+    resamples: int,
+    stats_seed: int,
+    device: str | torch.device = "cpu",
+    progress: bool = False,
 ) -> None:
     """Aggregates, then intervals and paired tests (`hares.evaluate.stats`, on `device`) from the predictions."""
     from hares.evaluate.stats import compute_stats
 
     results["aggregates"] = compute_aggregates(results)
-    compute_stats(results, predictions, resamples=resamples, seed=stats_seed, device=device)
+    compute_stats(results, predictions, resamples=resamples, seed=stats_seed, device=device, progress=progress)
 
 
 def write_predictions(out: str | os.PathLike, results: dict[str, Any], predictions: dict) -> None:
