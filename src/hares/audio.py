@@ -160,13 +160,37 @@ def mel_weight_matrix(
     return np.pad(weights, [(1, 0), (0, 0)])
 
 
+class _OneBlasThread:
+    """numpy's BLAS held to one thread while any CPU frontend call runs (re-entrant across threads: the first
+    caller sets the limit, the last one restores it). Its (1024 x 60) @ (60 x 20) products are too small to
+    split, and a multi-threaded BLAS that spins between them ran 10x slower on a loaded machine."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self._lock, self._users, self._limit = threading.Lock(), 0, None
+
+    def __enter__(self) -> None:
+        with self._lock:
+            if self._users == 0:
+                self._limit = _blas_controller().limit(limits=1, user_api="blas")
+            self._users += 1
+
+    def __exit__(self, *exc: object) -> None:
+        with self._lock:
+            self._users -= 1
+            if self._users == 0:
+                self._limit.restore_original_limits()
+
+
 @functools.cache
 def _blas_controller():  # noqa: ANN202 - threadpoolctl.ThreadpoolController, imported lazily
-    """numpy's BLAS threads, limited to one while the CPU frontend runs: its (1024 x 60) @ (60 x 20) products are
-    too small to split, and a multi-threaded BLAS that spins between them ran 10x slower on a loaded machine."""
     from threadpoolctl import ThreadpoolController
 
     return ThreadpoolController()
+
+
+_ONE_BLAS_THREAD = _OneBlasThread()
 
 
 class LogMel(nn.Module):
@@ -284,7 +308,7 @@ class LogMel(nn.Module):
         else:  # chunks of frames inside one clip
             spans = [(b, b + 1, t, min(t + rows, frames)) for b in range(batch) for t in range(0, frames, rows)]
         threads = min(torch.get_num_threads(), len(spans))
-        with _blas_controller().limit(limits=1, user_api="blas"):  # small products; threads come from chunks
+        with _ONE_BLAS_THREAD:  # small products; the threads come from chunks
             if threads > 1:
                 with ThreadPoolExecutor(threads) as pool:  # numpy, scipy and BLAS release the GIL
                     list(pool.map(lambda span: self._chunk(view, out, *span), spans))

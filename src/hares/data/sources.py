@@ -6,7 +6,9 @@
   `hares.data.adapters.csv_task.read_clip_csv`: labels joined by `;`, BOM ignored) or a JSONL manifest of `Clip`s;
 - `audioset`: an AudioSet folder (`class_labels_indices.csv`, segment CSVs, audio), read by the AudioSet adapter's
   `read_subsets`: the same rules and the same errors as evaluation;
-- `shards`: WebDataset tar shards written by `hares shards` (`hares.data.shards`), streamed by the training loop.
+- `shards`: WebDataset tar shards written by `hares shards` (`hares.data.shards`), streamed by the training loop;
+- `librispeech`: LibriSpeech as unpacked (`LibriSpeech/<subset>/<speaker>/<chapter>/*.flac`, `hares.data.librispeech`):
+  the `LibriSpeech` folder (subsets `librispeech_subsets`, by default the 960 h) or one subset folder.
 Every parser lives once: the training loop keeps only its dataset, sampler and shard stream (`hares.train.data`).
 """
 
@@ -27,7 +29,7 @@ AUDIOSET_SUBSETS = {
     "unbalanced_train": "unbalanced_train_segments.csv",
     "eval": "eval_segments.csv",
 }
-FORMATS = ("folder", "manifest", "audioset", "shards")
+FORMATS = ("folder", "manifest", "audioset", "shards", "librispeech")
 
 
 class DataError(ValueError):
@@ -112,10 +114,14 @@ def detect_format(path: str | os.PathLike) -> str:
         return "audioset"
     if (path / SHARD_INDEX).is_file() or any(path.glob("*.tar")):
         return "shards"
-    return "folder"
+    from hares.data.librispeech import is_librispeech
+
+    return "librispeech" if is_librispeech(path) else "folder"
 
 
-def open_source(path: str | os.PathLike, data_format: str = "auto", audioset_subsets=None) -> Source:
+def open_source(
+    path: str | os.PathLike, data_format: str = "auto", audioset_subsets=None, librispeech_subsets=None
+) -> Source:
     """Scan `path` in the given layout (auto-detected by default)."""
     fmt = detect_format(path) if data_format == "auto" else data_format
     path = Path(path)
@@ -139,6 +145,13 @@ def open_source(path: str | os.PathLike, data_format: str = "auto", audioset_sub
         items = read_jsonl_manifest(path) if path.suffix in (".jsonl", ".json") else read_csv_manifest(path)
     elif fmt == "audioset":
         items, label_names, missing = read_audioset(path, audioset_subsets or ("balanced_train", "unbalanced_train"))
+    elif fmt == "librispeech":
+        from hares.data.librispeech import TRAIN_960, LibriSpeechError, read_librispeech
+
+        try:
+            items = read_librispeech(path, librispeech_subsets or TRAIN_960)
+        except LibriSpeechError as e:
+            raise DataError(str(e)) from e
     else:
         raise DataError(f"unknown data format {fmt!r}; choose from {FORMATS}")
     if fmt != "audioset":

@@ -129,8 +129,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
             from hares.evaluate.plan import plan_eval, render_plan
 
             plan = plan_eval(args.encoder, args.tasks, data_root=args.data_root, cache_dir=args.cache_dir,
-                             device=args.device, batch_size=args.batch_size, precision=args.precision,
-                             progress=not args.no_progress, protocol=protocol)  # fmt: skip
+                             device=args.device, batch_size=args.batch_size, num_workers=args.workers,
+                             precision=args.precision, progress=not args.no_progress, protocol=protocol)  # fmt: skip
             print(render_plan(plan))
             return 0
         results = run_eval(args.encoder, args.tasks, data_root=args.data_root, out=args.out, cache_dir=args.cache_dir,

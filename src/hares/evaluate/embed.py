@@ -349,6 +349,11 @@ def extract(
     return EmbeddingCache(path)
 
 
+def _frontend_in_workers(encoder: torch.nn.Module, device: torch.device) -> bool:
+    """Log-mel encoders on CPU: the decoding workers compute the frontend; elsewhere it runs on the device."""
+    return device.type == "cpu" and getattr(encoder, "frontend", None) is not None
+
+
 def _run_shards(
     encoder: torch.nn.Module,
     clips: Sequence[Clip],
@@ -371,8 +376,7 @@ def _run_shards(
     device = torch.device(device)
     encoder = encoder.to(device).eval()
     dim = int(encoder.embed_dim)
-    on_cpu = device.type == "cpu"
-    logmel_in_workers = on_cpu and getattr(encoder, "frontend", None) is not None
+    logmel_in_workers = _frontend_in_workers(encoder, device)
     pinned = device.type == "cuda"
     autocast = PRECISIONS[check_precision(precision)]
     loader = torch.utils.data.DataLoader(

@@ -287,7 +287,9 @@ def plot_paired(results: dict[str, Any], path: str | os.PathLike) -> None:
     pairs = list(dict.fromkeys((t["a"], t["b"]) for t in paired))
     if not pairs:
         return
-    targets = list(dict.fromkeys(t["target"] for t in paired))
+    _, domains, _ = _layout(results)
+    order = {t: i for i, t in enumerate([t for ts in domains.values() for t in ts])}
+    targets = sorted(dict.fromkeys(t["target"] for t in paired), key=lambda t: (t not in order, order.get(t, 0)))
     fig = Figure(figsize=(4.2 * min(len(pairs), 4), 0.9 + 0.32 * len(targets) * -(-len(pairs) // 4)))
     axes = fig.subplots(-(-len(pairs) // 4), min(len(pairs), 4), squeeze=False, sharey=True).ravel()
     ys = {t: -i for i, t in enumerate(targets)}
@@ -306,6 +308,9 @@ def plot_paired(results: dict[str, Any], path: str | os.PathLike) -> None:
         ax.set_visible(False)
     axes[0].set_yticks(list(ys.values()))
     axes[0].set_yticklabels([_target_name(t) for t in targets], fontsize=8)
+    stats = results["stats"]
+    fig.suptitle(f"paired differences, {round(100 * stats['confidence'])}% intervals; filled: significant at "
+                 f"{stats['alpha']:g} after Holm ({len(paired)} tests)", fontsize=9, y=1.0)  # fmt: skip
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
 

@@ -313,8 +313,9 @@ def run_eval(
     check_precision(precision)
     rank, world = _torchrun_rank()
     dev = _resolve_device(device)
-    if world > 1 and dev.type == "cuda":
+    if world > 1 and dev.type == "cuda":  # one GPU per rank, as torchrun numbers them on each node
         dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(dev)
     cache = Path(cache_dir or os.environ.get("HARES_CACHE") or Path.home() / ".cache" / "hares" / "embeddings")
     specs = [t if not isinstance(t, str) else get_task(t) for t in _task_list(tasks)]
     names = [s.name for s in specs]
@@ -393,7 +394,7 @@ def run_eval(
             )
         del encoder
     predictions = {(r["encoder"], r["task"]): r.pop("predictions") for r in results["results"]}
-    finish_results(results, predictions, resamples=resamples, stats_seed=stats_seed, device=dev)
+    finish_results(results, predictions, resamples=resamples, stats_seed=stats_seed, device=dev, progress=progress)
     if out is not None:
         write_predictions(out, results, predictions)
         write_report(results, out, compare=compare)
@@ -418,13 +419,18 @@ def compute_aggregates(results: dict[str, Any]) -> dict[str, Any]:
 
 
 def finish_results(
-    results: dict[str, Any], predictions: dict, resamples: int, stats_seed: int, device: str | torch.device = "cpu"
+    results: dict[str, Any],
+    predictions: dict,
+    resamples: int,
+    stats_seed: int,
+    device: str | torch.device = "cpu",
+    progress: bool = False,
 ) -> None:
     """Aggregates, then intervals and paired tests (`hares.evaluate.stats`, on `device`) from the predictions."""
     from hares.evaluate.stats import compute_stats
 
     results["aggregates"] = compute_aggregates(results)
-    compute_stats(results, predictions, resamples=resamples, seed=stats_seed, device=device)
+    compute_stats(results, predictions, resamples=resamples, seed=stats_seed, device=device, progress=progress)
 
 
 def write_predictions(out: str | os.PathLike, results: dict[str, Any], predictions: dict) -> None:

@@ -113,9 +113,11 @@ def wrap_ddp(module: torch.nn.Module, device: torch.device) -> torch.nn.Module:
     from torch.nn.parallel import DistributedDataParallel as DDP
 
     ids = [device.index] if device.type == "cuda" else None
+    # an objective whose forward may leave parameters unused (wav2vec 2.0's layer drop) says so
+    unused = bool(getattr(module, "ddp_find_unused_parameters", False))
     if "forward_sync_buffers" in inspect.signature(DDP.__init__).parameters:
-        return DDP(module, device_ids=ids, forward_sync_buffers=False)
-    return DDP(module, device_ids=ids, broadcast_buffers=False)
+        return DDP(module, device_ids=ids, forward_sync_buffers=False, find_unused_parameters=unused)
+    return DDP(module, device_ids=ids, broadcast_buffers=False, find_unused_parameters=unused)
 
 
 def cleanup() -> None:

@@ -62,8 +62,13 @@ def step_seed(seed: int, step: int, rank: int) -> int:
 
 
 def lr_at(step: int, cfg: PretrainConfig) -> float:
-    """Linear warm-up over `warmup_steps`, then constant (docs/PROTOCOL.md section 6)."""
-    return cfg.lr * min(1.0, (step + 1) / cfg.warmup_steps) if cfg.warmup_steps else cfg.lr
+    """Linear warm-up over `warmup_steps`, then constant (docs/PROTOCOL.md section 6) or, with
+    `lr_schedule="linear"`, linear decay to 0 at `steps` (fairseq's polynomial_decay with power 1, wav2vec 2.0)."""
+    if cfg.warmup_steps and step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    if cfg.lr_schedule == "linear":
+        return cfg.lr * max(0.0, (cfg.steps - step) / max(1, cfg.steps - cfg.warmup_steps))
+    return cfg.lr
 
 
 def adaptive_clip_grad(params, clip: float, eps: float = 1e-3) -> None:
@@ -162,7 +167,7 @@ def pretrain(cfg: PretrainConfig) -> Path:
     np.random.seed(cfg.seed + env.rank)
 
     # --- data: this rank's slice of every global batch, decoded in workers
-    source = open_source(cfg.data, cfg.data_format, cfg.audioset_subsets)
+    source = open_source(cfg.data, cfg.data_format, cfg.audioset_subsets, cfg.librispeech_subsets)
     crop = int(round(cfg.crop_seconds * SAMPLE_RATE))
     fingerprint = data_fingerprint(source)
     if saved is not None:
@@ -192,7 +197,9 @@ def pretrain(cfg: PretrainConfig) -> Path:
         [p for p in objective.parameters() if p.requires_grad],
         lr=cfg.lr,
         betas=cfg.betas,
+        eps=cfg.adam_eps,
         weight_decay=cfg.weight_decay,
+        decoupled_weight_decay=cfg.decoupled_weight_decay,
     )
     use_bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and device.type == "cuda")
 
