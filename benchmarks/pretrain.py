@@ -86,7 +86,8 @@ def data_throughput(n: int = 24) -> None:
     import numpy as np
     import soundfile as sf
 
-    from hares.train.data import ClipDataset, Item
+    from hares.data.manifest import Clip
+    from hares.train.data import ClipDataset
 
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory() as tmp:
@@ -96,7 +97,7 @@ def data_throughput(n: int = 24) -> None:
             for i in range(n):
                 path = Path(tmp) / f"{fmt}{sr}_{i}.{fmt}"
                 sf.write(str(path), (0.1 * rng.standard_normal(10 * sr)).astype(np.float32), sr)
-                items.append(Item(str(path)))
+                items.append(Clip(str(path), (), "train"))
             ds = ClipDataset(items, [], 48000, 2, seed=0)
             t = time.perf_counter()
             for i in range(n):

@@ -264,3 +264,20 @@ def test_logmel_float64_mode_and_module_casts() -> None:
     torch.testing.assert_close(cast, fast)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         torch.testing.assert_close(LogMel()(x), ref)
+
+
+def test_cpu_frontend_restores_blas_threads_when_called_from_threads() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from threadpoolctl import threadpool_info
+
+    def blas_threads() -> list[int]:
+        return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+
+    before = blas_threads()
+    frontend, x = LogMel(), torch.randn(2, 16000)
+    with ThreadPoolExecutor(4) as pool:
+        outs = list(pool.map(lambda _: frontend(x), range(16)))
+    assert blas_threads() == before
+    for o in outs[1:]:
+        torch.testing.assert_close(o, outs[0], atol=0, rtol=0)

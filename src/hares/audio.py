@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import io
 import math
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -47,19 +48,43 @@ class AudioError(ValueError):
     """An audio file that cannot be used; the message names the file and the problem."""
 
 
-def load_audio(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
-    """Decode `path` (wav/flac/ogg/mp3) to float32 mono in [-1, 1] at `sample_rate`, resampled with soxr HQ."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such audio file")
+def load_audio(
+    source: str | os.PathLike | bytes,
+    sample_rate: int = SAMPLE_RATE,
+    start: float = 0.0,
+    end: float = 0.0,
+    name: str | None = None,
+) -> np.ndarray:
+    """The one decoder of hares: a file path (wav/flac/ogg/mp3) or the bytes of one (a shard member) -> float32
+    mono in [-1, 1] at `sample_rate` (channels averaged, soxr HQ resampling).
+
+    start, end: a segment in seconds (end 0 = to the end of the file); only that segment is read and resampled.
+    name: how to name the source in errors (default: the path). Raises FileNotFoundError for a missing file and
+    AudioError (a ValueError) naming the file for anything undecodable, empty or non-finite.
+    """
+    if isinstance(source, bytes):
+        name, handle = name or "<bytes>", io.BytesIO(source)
+    else:
+        path = Path(source)
+        name = name or str(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"{name}: no such audio file")
+        handle = str(path)
     try:
-        data, sr = sf.read(str(path), dtype="float32", always_2d=True)  # (N, C)
+        with sf.SoundFile(handle) as f:
+            sr = f.samplerate
+            a = int(round(start * sr))
+            b = int(round(end * sr)) if end else f.frames
+            if a or b < f.frames:
+                f.seek(min(a, f.frames))
+            data = f.read(max(0, b - a), dtype="float32", always_2d=True)  # (N, C)
     except Exception as e:  # libsndfile raises LibsndfileError / RuntimeError / TypeError on bad files
-        raise AudioError(f"{path}: cannot decode as audio ({type(e).__name__}: {e})") from e
+        raise AudioError(f"{name}: cannot decode as audio ({type(e).__name__}: {e})") from e
     if data.shape[0] == 0:
-        raise AudioError(f"{path}: has zero samples")
+        what = f"segment {start}-{end} s" if start or end else "file"
+        raise AudioError(f"{name}: {what} has zero samples")
     if not np.isfinite(data).all():
-        raise AudioError(f"{path}: contains non-finite samples (NaN or inf)")
+        raise AudioError(f"{name}: contains non-finite samples (NaN or inf)")
     wav = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
     if sr != sample_rate:
         wav = soxr.resample(wav, sr, sample_rate, quality="HQ")
@@ -135,13 +160,37 @@ def mel_weight_matrix(
     return np.pad(weights, [(1, 0), (0, 0)])
 
 
+class _OneBlasThread:
+    """numpy's BLAS held to one thread while any CPU frontend call runs (re-entrant across threads: the first
+    caller sets the limit, the last one restores it). Its (1024 x 60) @ (60 x 20) products are too small to
+    split, and a multi-threaded BLAS that spins between them ran 10x slower on a loaded machine."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self._lock, self._users, self._limit = threading.Lock(), 0, None
+
+    def __enter__(self) -> None:
+        with self._lock:
+            if self._users == 0:
+                self._limit = _blas_controller().limit(limits=1, user_api="blas")
+            self._users += 1
+
+    def __exit__(self, *exc: object) -> None:
+        with self._lock:
+            self._users -= 1
+            if self._users == 0:
+                self._limit.restore_original_limits()
+
+
 @functools.cache
 def _blas_controller():  # noqa: ANN202 - threadpoolctl.ThreadpoolController, imported lazily
-    """numpy's BLAS threads, limited to one while the CPU frontend runs: its (1024 x 60) @ (60 x 20) products are
-    too small to split, and a multi-threaded BLAS that spins between them ran 10x slower on a loaded machine."""
     from threadpoolctl import ThreadpoolController
 
     return ThreadpoolController()
+
+
+_ONE_BLAS_THREAD = _OneBlasThread()
 
 
 class LogMel(nn.Module):
@@ -259,7 +308,7 @@ class LogMel(nn.Module):
         else:  # chunks of frames inside one clip
             spans = [(b, b + 1, t, min(t + rows, frames)) for b in range(batch) for t in range(0, frames, rows)]
         threads = min(torch.get_num_threads(), len(spans))
-        with _blas_controller().limit(limits=1, user_api="blas"):  # small products; threads come from chunks
+        with _ONE_BLAS_THREAD:  # small products; the threads come from chunks
             if threads > 1:
                 with ThreadPoolExecutor(threads) as pool:  # numpy, scipy and BLAS release the GIL
                     list(pool.map(lambda span: self._chunk(view, out, *span), spans))

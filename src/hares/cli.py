@@ -16,6 +16,7 @@ from hares import __version__
 
 COMMAND_MODULES = (
     "hares.demo",  # demo
+    "hares.data.cli",  # download
     "hares.evaluate.cli",  # eval, tasks
     "hares.evaluate.bench",  # bench
     "hares.evaluate.report_cli",  # report, references

@@ -260,7 +260,10 @@ def audioset(root: Path, balanced: int = 40, unbalanced: int = 60, evaluation: i
     ]
     (d / "class_labels_indices.csv").write_text("\n".join(rows) + "\n")
     plan = {
-        "balanced_train_segments.csv": ([f"-b{i:03d}xyzABC" for i in range(balanced)], "audios/balanced_train_segments"),  # noqa: E501
+        "balanced_train_segments.csv": (
+            [f"-b{i:03d}xyzABC" for i in range(balanced)],
+            "audios/balanced_train_segments",
+        ),  # noqa: E501
         "unbalanced_train_segments.csv": ([f"u{i:03d}_Yzqrst" for i in range(unbalanced)], "audio/unbal_train"),
         "eval_segments.csv": ([f"Ye{i:03d}abcdef" for i in range(evaluation)], "audios/eval_segments"),
     }

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from hares.data.adapters.csv_task import build, make_task
+from hares.data.adapters.csv_task import build
 from hares.data.manifest import read_manifest
-from hares.train.data import DataError, read_csv_manifest
+from hares.data.sources import DataError, read_csv_manifest
+from hares.tasks import make_task
 
 
 def _task(root: Path, rows: list[str], name: str = "task.csv", encoding: str = "utf-8") -> Path:

@@ -249,6 +249,7 @@ def test_voxceleb1_real_meta(meta, tmp_path):
     task = get_task("voxceleb1")
     clips = task.build_manifest(tmp_path)
     assert clips.report["meta_sets"] == {"dev": 1211, "test": 40}
+    assert "meta_not_in_split" not in clips.report
     assert len(task.classes(clips)) == 1251 == task.num_classes
     (d / "iden_split.txt").write_text("\n".join([*lines, "1 id99999/vid/00001.wav"]) + "\n")
     stub([str(d / "wav" / "id99999" / "vid" / "00001.wav")])

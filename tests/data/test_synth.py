@@ -111,10 +111,11 @@ def test_keyword_speakers_are_disjoint_across_splits(quick_suite):
 
 def test_manifests_load_through_the_custom_task_path(quick_suite):
     from hares.data.adapters import csv_task
+    from hares.tasks import make_task
 
     for task in synth.TASKS:
         manifest = csv_task.build(quick_suite, str(quick_suite / f"{task.name}.csv"))
-        spec = csv_task.make_task(quick_suite / f"{task.name}.csv")
+        spec = make_task(quick_suite / f"{task.name}.csv")
         assert spec.metric == task.metric and spec.domain == task.domain
         assert all(Path(c.path).is_file() for c in manifest)
         assert {c.split for c in manifest} == set(synth.SPLITS)

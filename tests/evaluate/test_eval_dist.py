@@ -31,12 +31,12 @@ def test_two_gloo_ranks_shard_extraction_and_rank0_reports(tmp_path, csv_task):
     scores = json.loads((cache / "rank0.json").read_text())
     assert (out / "report.md").exists() and json.loads((out / "results.json").read_text())["extraction_ranks"] == 2
 
-    (entry,) = [p for p in cache.iterdir() if p.is_dir() and p.name != "orders"]
+    (entry,) = [p for p in cache.iterdir() if (p / "meta.json").exists()]
     writers = [json.loads(p.read_text())["rank"] for p in sorted(entry.glob("shard-*.json"))]
     assert writers == [0, 1, 0, 1, 0, 1, 0, 1, 0]  # 72 clips in shards of 8: shard s by rank s % 2
 
     single = run_eval(["logmel"], [f"csv:{csv_task}"], cache_dir=tmp_path / "single", shard_size=8, num_workers=0,
                       progress=False, max_epochs=5, seeds=(0,))  # fmt: skip
     assert [r["score"] for r in single["results"]] == scores
-    (alone,) = [p for p in (tmp_path / "single").iterdir() if p.is_dir() and p.name != "orders"]
+    (alone,) = [p for p in (tmp_path / "single").iterdir() if (p / "meta.json").exists()]
     np.testing.assert_array_equal(EmbeddingCache(entry).take(range(72)), EmbeddingCache(alone).take(range(72)))

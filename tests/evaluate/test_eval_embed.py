@@ -199,3 +199,26 @@ def test_waveform_encoder_gets_waveforms_on_cpu(tmp_path):
         assert cache.take([i])[0, 0] == pytest.approx(
             np.sqrt(np.mean(wav[: len(wav) - (len(wav) - 400) % 160] ** 2)), rel=2e-3
         )
+
+
+def test_device_path_equals_the_worker_frontend_path(tmp_path, tiny_net, monkeypatch):
+    """The GPU data flow (workers send waveforms, the encoder runs frontend + network, embeddings collected one
+    batch late), exercised on CPU: same embeddings as log-mels computed in the workers."""
+    clips = _clips(tmp_path, [0.4, 0.4, 0.4, 0.9, 1.3, 21.0])
+    enc = load_encoder(f"random:{tiny_net}")
+    kw = {"batch_size": 2, "num_workers": 1, "progress": False}
+    workers = extract(Counting(enc), clips, tmp_path / "a", **kw)
+    monkeypatch.setattr("hares.evaluate.embed._frontend_in_workers", lambda encoder, device: False)
+    calls = []
+
+    class Waveforms(Counting):
+        def forward(self, wav):
+            calls.append(tuple(wav.shape))
+            return super().forward(wav)
+
+    counting = Waveforms(enc)
+    device_path = extract(counting, clips, tmp_path / "b", **kw)
+    assert counting.windows == 8  # forward(wav) on every window: 5 short clips + 3 windows of the 21 s clip
+    assert sum(b for b, _ in calls) == 8 and all(len(c) == 2 for c in calls)  # (B, N) waveforms, never log-mels
+    np.testing.assert_allclose(device_path.take(range(6)).astype(np.float32),
+                               workers.take(range(6)).astype(np.float32), rtol=2e-3, atol=1e-3)  # fmt: skip

@@ -167,3 +167,16 @@ def test_real_tiny_networks_end_to_end(tmp_path, csv_task):
     results = run_eval(encoders, [f"csv:{csv_task}"], out=tmp_path / "out", cache_dir=tmp_path / "cache", **FAST)
     assert [r["encoder"] for r in results["results"]] == ["random:sf_nfnet_micro", "ckpt"]
     assert results["encoders"]["ckpt"]["embed_dim"] == 1152 and all(r["score"] > 0 for r in results["results"])
+
+
+def test_a_one_class_test_split_fails_clearly_before_any_probe(tmp_path, csv_task, monkeypatch):
+    rows = csv_task.read_text().splitlines()
+    kept = [r for r in rows[1:] if not (r.endswith(",test") and not r.split(",")[1] == "low")]
+    csv_task.write_text("\n".join([rows[0], *kept]) + "\n")  # test split: only "low" clips
+
+    def no_probe(*args, **kwargs):
+        raise AssertionError("a probe was trained")
+
+    monkeypatch.setattr("hares.evaluate.run.train_probe", no_probe)
+    with pytest.raises(ValueError, match="csv:task: every test clip has the same class"):
+        run_eval(["logmel"], [f"csv:{csv_task}"], cache_dir=tmp_path / "cache", **FAST)

@@ -47,6 +47,6 @@ def test_convert_haiku_rejects_bad_input(tmp_path, capsys) -> None:
     assert "no 'slow_fast_nf_net/...' parameters" in capsys.readouterr().err
     wrong = tmp_path / "wrong.npz"
     np.savez(wrong, **{"slow_fast_nf_net/~/NFNet/~/stem_conv0/w": np.zeros((3, 3, 1, 5), np.float32)})
-    assert main(["convert-haiku", str(wrong), str(tmp_path / "o.safetensors"), "--model", "sf_nfnet_micro"]) == 1
+    assert main(["convert-haiku", str(wrong), str(tmp_path / "o.safetensors"), "--model", "sf_nfnet_micro"]) == 2
     assert "missing" in capsys.readouterr().err
     assert not (tmp_path / "o.safetensors").exists()

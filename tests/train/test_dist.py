@@ -1,4 +1,4 @@
-"""Two gloo processes on CPU equal one process on the combined batch (pretraining.md section 7.2)."""
+"""Two gloo processes on CPU equal one process on the combined batch (docs/PRETRAINING.md section 7)."""
 
 from __future__ import annotations
 

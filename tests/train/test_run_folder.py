@@ -41,6 +41,8 @@ def test_rerun_without_resume_refuses_and_keeps_the_trained_model(tmp_path: Path
     assert (out / "encoder.safetensors").read_bytes() == encoder and (out / "metrics.jsonl").read_text() == metrics
     assert latest_checkpoint(out).name == "step_00000012"
 
+    bad_data = _cli(tmp_path / "no_such_data", out, "--steps", "3", "--overwrite")
+    assert main(bad_data) == 2 and (out / "encoder.safetensors").read_bytes() == encoder  # data checked first
     assert main(_cli(tone_folder, out, "--steps", "3", "--overwrite")) == 0  # asked for explicitly: a fresh run
     assert latest_checkpoint(out).name == "step_00000003"
     assert [json.loads(r)["step"] for r in (out / "metrics.jsonl").read_text().splitlines()] == [1, 2, 3]
@@ -120,6 +122,7 @@ def test_pretrain_cli_errors_are_one_line_with_exit_code_2(tmp_path: Path, tone_
         ("--set", "steps=1.5"): "steps: expected an integer",
         ("--set", "resume=True"): "'resume' is fixed",
         ("--set", "lr=-1"): "lr must be > 0",
+        ("--set", "betas=(0.9,)"): "betas must be two numbers",
         ("--set", "model_kwargs={'width': 1000000000}"): "width",
         ("--set", "model_kwargs={'checkpoint_path': '/tmp/x.pth'}"): "unknown key",
         ("--steps", "2", "--resume"): "cannot resume",
@@ -140,3 +143,16 @@ def test_skipped_files_are_summarised_on_the_console(tmp_path: Path, tone_folder
     with pytest.warns(UserWarning, match="skipping undecodable"):
         loop.pretrain(_cfg(tone_folder, tmp_path / "run", steps=1, batch_size=13))
     assert "skipped 1 undecodable file(s) while training" in capsys.readouterr().out
+
+
+def test_a_run_saved_before_a_field_existed_resumes_when_the_default_is_kept(tmp_path: Path, tone_folder: Path):
+    out = tmp_path / "run"
+    loop.pretrain(_cfg(tone_folder, out, steps=2))
+    state_path = latest_checkpoint(out) / "state.json"
+    state = json.loads(state_path.read_text())
+    del state["config"]["mix_p"]  # as if `mix_p` had been added to hares after this run started
+    state_path.write_text(json.dumps(state))
+    loop.pretrain(_cfg(tone_folder, out, steps=3, resume=True))
+    assert latest_checkpoint(out).name == "step_00000003"
+    with pytest.raises(RunFolderError, match="mix_p: 1.0 -> 0.5"):
+        loop.pretrain(_cfg(tone_folder, out, steps=4, resume=True, mix_p=0.5))

@@ -47,7 +47,7 @@ def test_csv_manifest_relative_paths_labels_and_segments(tmp_path: Path, tone_fo
     assert src.items[0].labels == ("dog", "bark") and src.items[0].end == 1.0
     assert Path(src.items[1].path).is_file()
     (tmp_path / "bad.csv").write_text("file,label\nx.wav,a\n")
-    with pytest.raises(DataError, match="'path' column"):
+    with pytest.raises(DataError, match="needs a `path` column"):
         open_source(tmp_path / "bad.csv")
 
 
@@ -61,11 +61,11 @@ def test_audioset_layout(tmp_path: Path) -> None:
         "# Segments csv created Sun Mar  5 10:54:31 2017\n# num_ytids=3\n"
         "# YTID, start_seconds, end_seconds, positive_labels\n"
         '--PJHxphWEs, 30.000, 40.000, "/m/09x0r,/m/0jbk"\n'
-        'abc, 0.000, 10.000, "/m/0jbk"\n'
-        'missing1, 0.000, 10.000, "/m/09x0r"\n'
+        'abcdefghijk, 0.000, 10.000, "/m/0jbk"\n'
+        'missing1234, 0.000, 10.000, "/m/09x0r"\n'
     )
     write_tone(root / "audio" / "Y--PJHxphWEs.wav", 300.0)  # PANNs naming
-    write_tone(root / "audio" / "abc.flac", 500.0)  # HF mirror naming
+    write_tone(root / "audio" / "abcdefghijk.flac", 500.0)  # HF mirror naming
     assert detect_format(root) == "audioset"
     src = open_source(root)
     assert src.label_names == ["/m/09x0r", "/m/0jbk"] and src.missing == 1 and len(src) == 2

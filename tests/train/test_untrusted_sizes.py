@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 from numpy.lib import format as npy
 
-import hares.train.data as data
+import hares.data.shards as shards
+from hares.audio import AudioError
 from hares.cli import main
 from hares.io import load_npz_checked
 from hares.train.data import open_source, write_shards
@@ -24,16 +25,16 @@ def test_an_oversized_shard_member_is_never_read(tmp_path: Path, tone_folder: Pa
     with tarfile.open(shard) as tar:
         sizes = {m.name: m.size for m in tar}
     big = max(v for k, v in sizes.items() if k.endswith(".flac"))
-    monkeypatch.setattr(data, "MAX_MEMBER_BYTES", big - 1)  # stands in for a 2 GiB member
+    monkeypatch.setattr(shards, "MAX_MEMBER_BYTES", big - 1)  # stands in for a 2 GiB member
     reads = []
     real = tarfile.TarFile.extractfile
     monkeypatch.setattr(tarfile.TarFile, "extractfile", lambda self, m: reads.append(m.name) or real(self, m))
-    samples = data._read_shard(str(shard))
+    samples = shards.read_shard(str(shard))
     assert len(samples) == 12  # every sample keeps its place in the stream
     oversized = [name for name, d, _ in samples if isinstance(d, int)]
     assert len(oversized) >= 1 and not any(n.split(":")[-1] in reads for n in oversized)
-    with pytest.raises(data.AudioError, match="over the per-member limit"):
-        data._decode_bytes(oversized[0], next(d for n, d, _ in samples if n == oversized[0]))
+    with pytest.raises(AudioError, match="over the per-member limit"):
+        shards.decode_member(oversized[0], next(d for n, d, _ in samples if n == oversized[0]))
 
 
 def _npz_with_lying_header(path: Path, shape: tuple[int, ...]) -> Path:

@@ -1,4 +1,5 @@
-"""The manifest: one row per clip, the only thing that flows from dataset adapters to everything downstream."""
+"""The manifest: one row per clip, the only thing that flows from dataset adapters and pre-training sources to
+everything downstream. `Clip` and `Manifest` are the only clip types of hares (evaluation and pre-training alike)."""
 
 from __future__ import annotations
 
@@ -36,6 +37,22 @@ class Clip:
     @property
     def label(self) -> str:
         return self.labels[0]
+
+
+class Manifest(list):
+    """A list of clips plus `report`: what the adapter counted (clips per split, skipped rows and why)."""
+
+    def __init__(self, clips: Iterable[Clip] = (), report: dict | None = None) -> None:
+        super().__init__(clips)
+        self.report: dict = dict(report or {})
+        self.report.setdefault("clips", count_splits(self))
+
+
+def count_splits(clips: Iterable[Clip]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for c in clips:
+        counts[c.split] = counts.get(c.split, 0) + 1
+    return dict(sorted(counts.items()))
 
 
 def not_utf8(path: str | os.PathLike, e: UnicodeDecodeError) -> ValueError:

@@ -1,7 +1,10 @@
 """What the embedding cache knows about the audio files, so it never serves an embedding of a file that changed.
 
-Design (issue 15): the cache key covers each file's identity, `(size, st_mtime_ns)` of every clip's file
-(`file_identities`, one `stat` per distinct file, threaded; a missing file counts as (-1, -1)). A change gives a
+Design (issue 15): the cache key covers each file's identity, `(size, st_mtime_ns, st_ctime_ns)` of every
+clip's file (`file_identities`, one `stat` per distinct file, threaded; a missing file counts as -1s). The
+change time cannot be set back by `touch -d` or a copy that preserves timestamps, so a rewrite is seen even when
+size and mtime are restored (a `chmod` or `chown` of the files also changes it: that costs a recompute, never a
+stale number). A change gives a
 new cache entry, so nothing stale can be read; the entry it replaces (the last finished one for the same encoder,
 clip policy, manifest and compute settings, named by `<cache_root>/latest/<base key>`) lends it every shard whose
 clips are all unchanged and sit at the same positions of the processing order. Those shards are hard-linked
@@ -9,11 +12,11 @@ clips are all unchanged and sit at the same positions of the processing order. T
 new one is finished. Because a shard's batches never span shards, a lent shard is bit-identical to what a
 fresh run would compute: an entry built this way equals one built from scratch.
 
-Why not hash the contents: that reads every byte of every file on every run, as much I/O as decoding them. Why
-not reuse per clip: clips are batched together inside a shard, and float32 kernels sum in a batch-dependent
-order, so a clip recomputed among other clips could differ from a fresh run by one float16 step; shards keep
-results bit-exact. A rewrite that keeps both size and mtime (`cp --preserve=timestamps` of a same-size file,
-`touch -d` back) is not seen; delete the cache entry (or the cache) after such edits.
+Why not hash the contents: that reads every byte of every file on every run, as much I/O as decoding them (a
+cache hit would cost as much as extraction); the change time gives the same protection against in-place
+rewrites for the price of the `stat` already made. Why not reuse per clip: clips are batched together inside a
+shard, and float32 kernels sum in a batch-dependent order, so a clip recomputed among other clips could differ
+from a fresh run by one float16 step; whole shards keep results bit-exact.
 """
 
 from __future__ import annotations
@@ -32,21 +35,20 @@ from hares.io import write_text
 LATEST = "latest"
 
 
-def _identity(path: str) -> tuple[int, int]:
+def _identity(path: str) -> tuple[int, int, int]:
     try:
         st = os.stat(path)
     except OSError:
-        return -1, -1
-    return int(st.st_size), int(st.st_mtime_ns)
+        return -1, -1, -1
+    return int(st.st_size), int(st.st_mtime_ns), int(st.st_ctime_ns)
 
 
 def file_identities(clips: Sequence, threads: int = 16) -> np.ndarray:
-    """(N, 2) int64: (size, mtime_ns) of each clip's file; (-1, -1) where it cannot be read."""
+    """(N, 3) int64: (size, mtime_ns, ctime_ns) of each clip's file; -1s where it cannot be read."""
     paths = sorted({c.path for c in clips})
     with ThreadPoolExecutor(threads) as pool:
         by_path = dict(zip(paths, pool.map(_identity, paths)))
-    out = np.array([by_path[c.path] for c in clips], dtype=np.int64).reshape(len(clips), 2)
-    return out
+    return np.array([by_path[c.path] for c in clips], dtype=np.int64).reshape(len(clips), 3)
 
 
 def identities_hash(identities: np.ndarray) -> str:

@@ -1,4 +1,4 @@
-"""Scene-embedding extraction with a content-addressed, sharded, resumable on-disk cache (PROTOCOL section 2).
+"""Scene-embedding extraction with a content-addressed, sharded, resumable on-disk cache (docs/PROTOCOL.md section 2).
 
 Clip policy: the whole clip is embedded at once up to 10.24 s; a longer clip is cut into consecutive 10.24 s
 windows (`hares.audio.eval_windows`) and the window embeddings are averaged.
@@ -83,7 +83,7 @@ class ShardsPending(RuntimeError):
 
 @dataclass(frozen=True)
 class ClipPolicy:
-    """PROTOCOL section 2: whole clip up to `window_s`, else consecutive windows, embeddings averaged."""
+    """docs/PROTOCOL.md section 2: whole clip up to `window_s`, else consecutive windows, embeddings averaged."""
 
     # the frontend's input rate and the pooling are what the code does: recorded, not settable
     sample_rate: int = field(default=SAMPLE_RATE, metadata={"fixed": True})
@@ -149,15 +149,8 @@ def cache_entry(
 
 
 def load_clip(clip: Clip, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
-    """Decode a clip (or its start/end segment) to float32 mono at `sample_rate`."""
-    wav = load_audio(clip.path, sample_rate)
-    if clip.start or clip.end:
-        a = int(round(clip.start * sample_rate))
-        b = int(round(clip.end * sample_rate)) if clip.end else wav.shape[-1]
-        wav = wav[a:b]
-        if wav.shape[-1] == 0:
-            raise ValueError(f"{clip.path}: segment {clip.start}-{clip.end} s is empty")
-    return wav
+    """Decode a clip (or its start/end segment) to float32 mono at `sample_rate` (`hares.audio.load_audio`)."""
+    return load_audio(clip.path, sample_rate, clip.start, clip.end)
 
 
 def frame_exact(wav: np.ndarray) -> np.ndarray:
@@ -356,6 +349,11 @@ def extract(
     return EmbeddingCache(path)
 
 
+def _frontend_in_workers(encoder: torch.nn.Module, device: torch.device) -> bool:
+    """Log-mel encoders on CPU: the decoding workers compute the frontend; elsewhere it runs on the device."""
+    return device.type == "cpu" and getattr(encoder, "frontend", None) is not None
+
+
 def _run_shards(
     encoder: torch.nn.Module,
     clips: Sequence[Clip],
@@ -378,8 +376,7 @@ def _run_shards(
     device = torch.device(device)
     encoder = encoder.to(device).eval()
     dim = int(encoder.embed_dim)
-    on_cpu = device.type == "cpu"
-    logmel_in_workers = on_cpu and getattr(encoder, "frontend", None) is not None
+    logmel_in_workers = _frontend_in_workers(encoder, device)
     pinned = device.type == "cuda"
     autocast = PRECISIONS[check_precision(precision)]
     loader = torch.utils.data.DataLoader(

@@ -3,7 +3,7 @@
 - `hear:MODULE[:WEIGHTS]`: a module with the HEAR 2021 API (`load_model(path)`, `get_scene_embeddings(audio, model)`,
   `get_timestamp_embeddings(audio, model)`, `model.sample_rate`, `model.scene_embedding_size`,
   `model.timestamp_embedding_size`; https://hearbenchmark.com/hear-api.html). hares decodes every task at
-  16 kHz (PROTOCOL section 1); a module at another rate gets those windows resampled with soxr (HQ), so every
+  16 kHz (docs/PROTOCOL.md section 1); a module at another rate gets those windows resampled with soxr (HQ), so every
   encoder sees the same information. Its scene embedding is used as is (no hares pooling).
 - `hf:PATH_OR_ID[@layer=K | @layers=all]`: a `transformers` audio encoder (wav2vec 2.0, HuBERT, WavLM,
   data2vec-audio, AST, the Whisper encoder, ...) from a folder written by `save_pretrained` or from the local

@@ -1,4 +1,4 @@
-"""Task metrics and HARES aggregates (PROTOCOL section 4).
+"""Task metrics and HARES aggregates (docs/PROTOCOL.md section 4).
 
 - `accuracy`: top-1, clip level.
 - `mean_average_precision`: mean over classes of average precision with scikit-learn's

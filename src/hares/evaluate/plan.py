@@ -1,11 +1,14 @@
 """`hares eval --plan`: what a run will cost on this device, before anything runs (nothing is extracted).
 
-Per encoder and task: clips, audio hours (file headers), evaluation windows (PROTOCOL section 2), whether the
+Per encoder and task: clips, audio hours (file headers), evaluation windows (docs/PROTOCOL.md section 2), whether the
 embeddings are already cached, and estimated extraction and probe times:
 - extraction: the encoder is timed on random audio on this device (`hares.evaluate.bench.time_forward`) for
   windows of 1 s and of the clip window (10.24 s); a window of s seconds is then estimated to cost
-  a + b * s (the line through the two points), summed over the task's windows. Decoding is assumed hidden by
-  the decoding workers (`benchmarks/eval_pipeline.py` measures that it is on CPU);
+  a + b * s (the line through the two points), summed over the task's windows. Decoding (and, on CPU, the
+  log-mel in the workers) is timed on up to `DECODE_SAMPLE` of the task's own files in this process and divided
+  among the `num_workers` workers; on a GPU, or a CPU with a core for every worker and torch thread, it overlaps
+  the network (the larger of the two counts), else the two add up. For a large network decoding hides behind
+  it; for a small network on short 8 kHz clips it dominates (BENCHMARKS.md compares plan and run);
 - probe: FLOPs of one pass (forward + weight gradients on train, forward on valid) times the passes the
   protocol-v2 probe makes (`ProbeConfig.plan_passes`: the linear L-BFGS path ~50 loss evaluations per L2 point,
   once; the MLP's Adam grid, every head at once, for its epoch budget per seed), summed over folds, at
@@ -24,12 +27,13 @@ from typing import Any
 import numpy as np
 import torch
 
+DECODE_SAMPLE = 48  # files timed per task for the decoding estimate
 PROBE_EFFICIENCY = 0.4  # share of the matmul peak the grid probe reaches (BENCHMARKS.md: ~280 GFLOP/epoch in ~7 s)
 CALIBRATION_SECONDS = 1.0
 
 
 def window_lengths(duration: float, window_s: float, min_last_s: float) -> list[float]:
-    """Seconds of each evaluation window of a clip (PROTOCOL section 2; `hares.audio.eval_windows`)."""
+    """Seconds of each evaluation window of a clip (docs/PROTOCOL.md section 2; `hares.audio.eval_windows`)."""
     if duration <= window_s:
         return [max(duration, 0.025)]
     full, rest = int(duration // window_s), duration - window_s * int(duration // window_s)
@@ -59,6 +63,22 @@ def calibrate(
             "per_window_s": dict(zip(map(str, lengths), per_window))}  # fmt: skip
 
 
+def decode_seconds(clips: Sequence[Any], policy: Any, frontend: Any, sample: int = DECODE_SAMPLE) -> float:
+    """Seconds per clip to decode (and window, and log-mel with `frontend`) a seeded sample of `clips`."""
+    import time
+
+    from hares.evaluate.embed import _DecodeDataset
+
+    picks = np.random.default_rng(0).permutation(len(clips))[:sample]
+    data = _DecodeDataset(clips, range(len(picks)), picks, policy, frontend)
+    with torch.inference_mode():
+        data[0]  # warm-up (imports, the frontend's first call)
+        t0 = time.perf_counter()
+        for i in range(len(picks)):
+            data[i]
+    return (time.perf_counter() - t0) / max(1, len(picks))
+
+
 def plan_eval(
     encoders: Sequence[str],
     tasks: str | Sequence[Any],
@@ -67,6 +87,7 @@ def plan_eval(
     cache_dir: str | os.PathLike | None = None,
     device: str | None = None,
     batch_size: int = 32,
+    num_workers: int = 2,
     precision: str = "fp32",
     progress: bool = True,
     calibration_time: float = 1.0,
@@ -131,12 +152,16 @@ def plan_eval(
                 continue
             entry = cache_entry(encoder, t["clips_list"], cache, policy, batch_size, dev, precision)
             cached = (entry / ".done").exists()
-            extraction = 0.0
+            extraction = network = decoding = 0.0
             if not cached:
                 if calib is None:
                     calib = calibrate(encoder, dev, calib_batch, policy.window_s, precision, calibration_time)
                     plan["encoders"][label] = calib
-                extraction = t["windows"] * calib["a"] + t["window_seconds"] * calib["b"]
+                network = t["windows"] * calib["a"] + t["window_seconds"] * calib["b"]
+                frontend = getattr(encoder, "frontend", None) if dev.type == "cpu" else None  # as extract does
+                decoding = t["clips"] * decode_seconds(t["clips_list"], policy, frontend) / max(1, num_workers)
+                cores_free = dev.type == "cuda" or (os.cpu_count() or 1) >= torch.get_num_threads() + num_workers
+                extraction = max(network, decoding) if cores_free and num_workers else network + decoding
             flops = 0.0
             for n, v in t["folds"]:  # ProbeConfig.plan_passes: L-BFGS path or Adam grid (protocol v2)
                 heads, passes, seeds = cfg.plan_passes(t["probe"], n)
@@ -151,6 +176,8 @@ def plan_eval(
                     "windows": t["windows"],
                     "cached": cached,
                     "extraction_s": extraction,
+                    "network_s": network,
+                    "decoding_s": decoding,
                     "probe_s": flops / (peak * 1e9 * PROBE_EFFICIENCY),
                     "probe_gflop": flops / 1e9,
                 }

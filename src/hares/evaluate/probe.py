@@ -1,4 +1,4 @@
-"""Probes on frozen embeddings (PROTOCOL section 3, protocol v2): every grid point in one pass.
+"""Probes on frozen embeddings (docs/PROTOCOL.md section 3, protocol v2): every grid point in one pass.
 
 - Features are standardised with the train split's mean and std only. Every choice is made on validation.
 - **Linear probe: L2-regularised logistic regression solved to its optimum.** Full-batch L-BFGS
@@ -7,8 +7,8 @@
   after the best validation score. The optimum is unique, so the result does not depend on the seed or on how
   long anything ran (protocol v1's Adam + early stopping stopped short of it by 1-2 points on small splits). This
   is the linear evaluation of CLIP (scikit-learn's L-BFGS logistic regression, L2 swept on validation) and the
-  objective of scikit-learn's `LogisticRegression(C=1 / (l2 N))`; ours runs in float32 with warm starts, which
-  is what makes it faster than scikit-learn at the same accuracy (BENCHMARKS.md).
+  objective of scikit-learn's `LogisticRegression(C=1 / (l2 N))`; ours runs in torch (CPU or GPU, float32, warm
+  starts), on CPU 1.15x faster than scikit-learn at the same accuracy (BENCHMARKS.md says what limits it).
 - **MLP probe (AudioSet) and the optional Adam linear probe**: the lr x weight-decay grid is one batched model,
   weights (G, D, C) (linear) or (G, D, H), (G, H, C) (1 hidden layer, ReLU, dropout), applied with one einsum;
   all heads of a seed share the initial weights and the minibatch order. Adam (betas 0.9/0.999, eps 1e-8) per
@@ -45,7 +45,7 @@ L2_GRID = (10.0, 3.0, 1.0, 0.3, 0.1, 0.03, 0.01, 3e-3, 1e-3, 3e-4, 1e-4, 3e-5, 1
 
 @dataclass(frozen=True)
 class ProbeConfig:
-    """Every probe value of PROTOCOL section 3 (protocol v2); each one is an overridable, recorded setting.
+    """Every probe value of docs/PROTOCOL.md section 3 (protocol v2); each one is an overridable, recorded setting.
 
     Linear probe (`linear_solver="lbfgs"`): full-batch L-BFGS on mean loss + l2/2 * |W|^2 along `l2_grid`
     (strongest first, warm-started); the walk stops `path_patience` points after the best validation score.

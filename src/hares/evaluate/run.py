@@ -3,7 +3,7 @@
     >>> run_eval(["simclr=sf_nfnet_micro:runs/x/encoder.safetensors", "random:sf_nfnet_micro", "logmel"],
     ...          ["esc50", "csv:/data/mine.csv"], data_root="/data", out="runs/eval")
 
-Every protocol value (PROTOCOL sections 2-4) is a keyword override (`max_epochs=20`, `seeds=(0,)`,
+Every protocol value (docs/PROTOCOL.md sections 2-4) is a keyword override (`max_epochs=20`, `seeds=(0,)`,
 `window_s=...`, `max_bad_fraction=...`); unknown names are an error, and the values used are recorded.
 """
 
@@ -87,16 +87,18 @@ class Protocol:
 
 
 class _CacheRows:
-    """Probe `Rows` over some manifest rows of an embedding cache (memory-mapped reads)."""
+    """Probe `Rows` over some manifest rows (and optionally some columns: one layer) of an embedding cache."""
 
-    def __init__(self, cache: EmbeddingCache, indices: np.ndarray) -> None:
-        self.cache, self.indices, self.dim = cache, indices, cache.dim
+    def __init__(self, cache: EmbeddingCache, indices: np.ndarray, columns: slice | None = None) -> None:
+        self.cache, self.indices, self.columns = cache, indices, columns
+        self.dim = len(range(cache.dim)[columns]) if columns is not None else cache.dim
 
     def __len__(self) -> int:
         return len(self.indices)
 
     def get(self, idx: np.ndarray) -> np.ndarray:
-        return self.cache.take(self.indices[idx])
+        rows = self.cache.take(self.indices[idx])
+        return rows if self.columns is None else rows[:, self.columns]
 
 
 def provenance() -> dict[str, Any]:
@@ -189,8 +191,12 @@ def evaluate_task(
     progress: bool,
     precision: str = "fp32",
     shard_size: int = 1024,
+    columns: slice | None = None,
 ) -> dict[str, Any]:
-    """Embed one task with one encoder (cached) and run its probe(s); scores in percent."""
+    """Embed one task with one encoder (cached) and run its probe(s); scores in percent.
+
+    `columns` probes only those embedding columns (one layer of a per-layer encoder, `hares.evaluate.layers`).
+    """
     from tqdm.auto import tqdm
 
     label = encoder.info.label
@@ -212,7 +218,7 @@ def evaluate_task(
             keep = np.array([int(i) not in cache.bad for i in idx], dtype=bool)
             idx = idx[keep]
             labels = [c.labels for c, k in zip(sets[split], keep) if k]
-            data[split] = (_CacheRows(cache, idx), targets_for(labels, classes, spec.multilabel))
+            data[split] = (_CacheRows(cache, idx, columns), targets_for(labels, classes, spec.multilabel))
             if split == "test":  # clip ids relative to the task's folder, so runs on other machines still pair
                 test_ids = [f"{os.path.relpath(c.path, base)}|{c.start:g}|{c.end:g}" for c, k in zip(sets[split], keep)
                             if k]  # fmt: skip
@@ -285,6 +291,7 @@ def run_eval(
     Under torchrun (RANK / WORLD_SIZE set) every rank extracts its share of the shards, and rank 0 probes and
     reports; the other ranks return None (see `_extract_distributed`).
     """
+    from hares.evaluate.layers import evaluate_layers
     from hares.evaluate.references import get_reference
     from hares.evaluate.report import write_report
     from hares.tasks import get_task
@@ -300,8 +307,9 @@ def run_eval(
     check_precision(precision)
     rank, world = _torchrun_rank()
     dev = _resolve_device(device)
-    if world > 1 and dev.type == "cuda":
+    if world > 1 and dev.type == "cuda":  # one GPU per rank, as torchrun numbers them on each node
         dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(dev)
     cache = Path(cache_dir or os.environ.get("HARES_CACHE") or Path.home() / ".cache" / "hares" / "embeddings")
     specs = [t if not isinstance(t, str) else get_task(t) for t in _task_list(tasks)]
     names = [s.name for s in specs]
@@ -363,9 +371,10 @@ def run_eval(
             raise ValueError(f"two encoders are labelled {info.label!r}; name them with LABEL=SPEC")
         labels.append(info.label)
         results["encoders"][info.label] = {**dataclasses.asdict(info), "fingerprint": info.fingerprint()}
+        evaluate = evaluate_layers if getattr(encoder, "layers", None) else evaluate_task
         for spec in specs:
             results["results"].append(
-                evaluate_task(
+                evaluate(
                     encoder,
                     spec,
                     manifests[spec.name],
@@ -381,7 +390,7 @@ def run_eval(
             )
         del encoder
     predictions = {(r["encoder"], r["task"]): r.pop("predictions") for r in results["results"]}
-    finish_results(results, predictions, resamples=resamples, stats_seed=stats_seed, device=dev)
+    finish_results(results, predictions, resamples=resamples, stats_seed=stats_seed, device=dev, progress=progress)
     if out is not None:
         write_predictions(out, results, predictions)
         write_report(results, out, compare=compare)
@@ -406,13 +415,18 @@ def compute_aggregates(results: dict[str, Any]) -> dict[str, Any]:
 
 
 def finish_results(
-    results: dict[str, Any], predictions: dict, resamples: int, stats_seed: int, device: str | torch.device = "cpu"
+    results: dict[str, Any],
+    predictions: dict,
+    resamples: int,
+    stats_seed: int,
+    device: str | torch.device = "cpu",
+    progress: bool = False,
 ) -> None:
     """Aggregates, then intervals and paired tests (`hares.evaluate.stats`, on `device`) from the predictions."""
     from hares.evaluate.stats import compute_stats
 
     results["aggregates"] = compute_aggregates(results)
-    compute_stats(results, predictions, resamples=resamples, seed=stats_seed, device=device)
+    compute_stats(results, predictions, resamples=resamples, seed=stats_seed, device=device, progress=progress)
 
 
 def write_predictions(out: str | os.PathLike, results: dict[str, Any], predictions: dict) -> None:

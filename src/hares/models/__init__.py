@@ -1,6 +1,8 @@
 """Networks by name: `create_model("sf_nfnet_f0")`, `list_models("*_tiny")`.
 
-Every network takes log-mels (B, 1, T, F) and returns the pooled scene embedding (B, embed_dim);
+Every network declares its input with a class attribute `input_kind`: "logmel" (the default when absent: log-mels
+(B, 1, T, F)) or "waveform" (16 kHz waveforms (B, N): `cpc_bidir`, `wav2vec2_base`). It returns the pooled scene
+embedding (B, embed_dim);
 `forward_frames` returns frame embeddings (B, T', embed_dim) (mean over frequency of the last map).
 """
 
@@ -9,7 +11,7 @@ from typing import Protocol, runtime_checkable
 import torch
 
 # Family files register their builders on import (one file per family).
-from hares.models import byola, cnn14, nfnet, resnet, timm_models  # noqa: F401
+from hares.models import byola, cnn14, cpc, nfnet, resnet, timm_models, wav2vec2  # noqa: F401
 from hares.models._registry import MODELS, check_model_config, create_model, list_models, register_model
 from hares.models.checkpoint import (
     check_checkpoint,

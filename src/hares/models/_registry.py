@@ -101,7 +101,7 @@ def check_model_config(name: Any, config: Any, where: str = "") -> tuple[nn.Modu
     schema = config_schema(name)
     if schema is None and config:
         raise OptionError(
-            f"{where}network {name!r} declares no config schema, so a stored config {sorted(config)[:5]} is refused "
+            f"{where}network {name!r} declares no config schema, so its config keys {sorted(config)[:5]} are refused "
             "(declare one with register_model(schema=...))"
         )
     try:

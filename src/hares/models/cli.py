@@ -113,8 +113,8 @@ def cmd_convert_haiku(args: argparse.Namespace) -> int:
     try:
         load_haiku(model, params)
     except ValueError as e:
-        print(f"{src}: {e}", file=sys.stderr)
-        return 1
+        print(f"hares convert-haiku: error: {src}: {e}", file=sys.stderr)
+        return 2
     save_checkpoint(model, args.out, extra={"converted_from": src.name})
     count = sum(p.numel() for p in model.parameters())
     custom = " (custom variant table)" if overrides else ""

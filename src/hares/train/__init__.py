@@ -1,4 +1,5 @@
-"""Pre-training: SimCLR, supervised and BYOL-A on any audio collection, on one CPU or many GPUs (torchrun + DDP).
+"""Pre-training: SimCLR, supervised, BYOL-A, bidirectional CPC and wav2vec 2.0 on any audio collection, on one CPU
+or many GPUs (torchrun + DDP).
 
 Python API: `pretrain(get_preset("demo", data="clips/", out="runs/demo"))` returns the exported encoder
 checkpoint (`<out>/encoder.safetensors`, loadable with `hares.models.load_checkpoint`).

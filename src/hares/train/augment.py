@@ -1,4 +1,4 @@
-"""Augmentations run on the training device: example mixing (PROTOCOL section 6) and BYOL-A's blocks.
+"""Augmentations run on the training device: example mixing (docs/PROTOCOL.md section 6) and BYOL-A's blocks.
 
 Randomness comes from an explicit CPU `torch.Generator` that the caller seeds from (seed, step, rank), so a
 resumed run draws exactly the numbers the uninterrupted run drew.
@@ -17,7 +17,7 @@ def example_mix(
 
     wav: (B, N). Returns the mixed waveforms (B, N), lam (B, 1) (0 where the example was left unmixed, with
     probability 1 - p) and the partner index (B,). Each example draws its partner uniformly among the other
-    clips, so the two views of a SimCLR pair get independent partners (pretraining.md section 2) and never
+    clips, so the two views of a SimCLR pair get independent partners (docs/PRETRAINING.md section 2) and never
     share a background that would make them trivially similar. With max_ratio <= 0.5 the original clip stays
     dominant, so a positive pair keeps its identity.
     """

@@ -141,6 +141,9 @@ def saved_run_config(out: str | os.PathLike) -> dict[str, Any] | None:
         ckpt = latest_checkpoint(out)
         if ckpt is not None:
             return dict(json.loads((ckpt / "state.json").read_text())["config"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass  # a broken pointer: the run's config.json still says what it is
+    try:
         if (out / CONFIG_FILE).is_file():
             saved = json.loads((out / CONFIG_FILE).read_text())
             return saved if isinstance(saved, dict) and {"objective", "model", "batch_size"} <= set(saved) else None

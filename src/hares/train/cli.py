@@ -12,12 +12,21 @@ import os
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("pretrain", help="pre-train an encoder (SimCLR, supervised, BYOL-A); torchrun for many GPUs")
-    p.add_argument("--preset", default="debug", help="debug, demo, paper-simclr, paper-supervised, paper-byola")
-    p.add_argument("--data", required=True, help="audio folder, CSV/JSONL manifest, AudioSet root or shard folder")
+    p = sub.add_parser(
+        "pretrain", help="pre-train an encoder (SimCLR, supervised, BYOL-A, CPC, wav2vec 2.0); torchrun for many GPUs"
+    )
+    p.add_argument(
+        "--preset",
+        default="debug",
+        help="debug, demo, paper-simclr, paper-supervised, paper-byola, debug-cpc, paper-cpc, debug-wav2vec2, "
+        "paper-wav2vec2",
+    )
+    p.add_argument(
+        "--data", required=True, help="audio folder, CSV/JSONL manifest, AudioSet root, LibriSpeech or shard folder"
+    )
     p.add_argument("--out", required=True, help="run folder (config, metrics.jsonl, checkpoints, encoder)")
     p.add_argument("--steps", type=int, default=None, help="total optimiser steps (overrides the preset)")
-    p.add_argument("--objective", default=None, choices=("simclr", "supervised", "byola"))
+    p.add_argument("--objective", default=None, choices=("simclr", "supervised", "byola", "cpc", "wav2vec2"))
     p.add_argument("--model", default=None, help="encoder name (see `hares encoders`)")
     p.add_argument("--batch-size", type=int, default=None, help="global batch (all ranks together)")
     p.add_argument("--num-workers", type=int, default=None, help="data-loading worker processes per rank")
@@ -67,7 +76,8 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
 
 
 def cmd_shards(args: argparse.Namespace) -> int:
-    from hares.train.data import open_source, write_shards
+    from hares.data.shards import write_shards
+    from hares.data.sources import open_source
 
     source = open_source(args.data)
     if source.shards:

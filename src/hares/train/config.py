@@ -4,7 +4,7 @@
 `apply_overrides(cfg, ["lr=3e-4"])` applies `--set KEY=VALUE` strings with the strict parser of `hares.schema`
 (types from each field's default or its declared `metadata={"spec": ...}`; unknown keys and the run flags
 marked `fixed` are refused). Small presets shrink batch, steps and widths, never the
-code path (PROTOCOL.md section 6). The resolved config is saved as JSON next to every run.
+code path (docs/PROTOCOL.md section 6). The resolved config is saved as JSON next to every run.
 """
 
 from __future__ import annotations
@@ -17,9 +17,10 @@ from hares.schema import Str, check_overrides, fixed_fields, parse_assignments, 
 
 _FIXED = {"fixed": True}  # set by the command's own flags (or recorded only), never by --set
 
-OBJECTIVES = ("simclr", "supervised", "byola")
-DATA_FORMATS = ("auto", "folder", "manifest", "audioset", "shards")
+OBJECTIVES = ("simclr", "supervised", "byola", "cpc", "wav2vec2")
+DATA_FORMATS = ("auto", "folder", "manifest", "audioset", "shards", "librispeech")
 PRECISIONS = ("auto", "bf16", "fp32")
+LR_SCHEDULES = ("constant", "linear")
 
 
 @dataclass
@@ -35,8 +36,9 @@ class PretrainConfig:
     data_format: str = "auto"
     crop_seconds: float = 3.0
     num_workers: int = 0
-    class_balanced: bool = False  # supervised: PSLA-style weighted sampling (pretraining.md section 4)
+    class_balanced: bool = False  # supervised: PSLA-style weighted sampling (docs/PRETRAINING.md section 4)
     audioset_subsets: tuple = ("balanced_train", "unbalanced_train")
+    librispeech_subsets: tuple = ("train-clean-100", "train-clean-360", "train-other-500")  # the 960 h
     max_bad_in_a_row: int = 50  # this many undecodable files in a row ends the run with a clear error
     # objective heads and augmentation
     proj_hidden: int = 4096
@@ -50,13 +52,26 @@ class PretrainConfig:
     byol_memory: int = 2048
     byol_mixup_ratio: float = 0.4
     byol_proj_dim: int = 256
+    cpc_steps: int = 12  # CPC: future frames predicted in each direction (CPC_audio nPredicts)
+    cpc_negatives: int = 128  # CPC: negatives per anchor from the global batch (CPC_audio negativeSamplingExt)
+    w2v_mask_prob: float = 0.65  # wav2vec 2.0 (fairseq BASE): span-start probability
+    w2v_mask_length: int = 10
+    w2v_negatives: int = 100
+    w2v_logit_temp: float = 0.1
+    w2v_diversity_weight: float = 0.1
+    w2v_feature_pen_weight: float = 10.0
+    w2v_feature_grad_mult: float = 0.1
+    w2v_gumbel_temp: tuple = (2.0, 0.5, 0.999995)  # (start, end, decay per update)
     # optimisation
     batch_size: int = 4096
     steps: int = 200_000
     lr: float = 2e-4
-    warmup_steps: int = 5000  # linear warm-up, then constant
+    warmup_steps: int = 5000  # linear warm-up, then `lr_schedule`
+    lr_schedule: str = "constant"  # after warm-up: constant, or linear decay to 0 at `steps` (fairseq polynomial_decay)
     betas: tuple = (0.9, 0.999)
+    adam_eps: float = 1e-8
     weight_decay: float = 0.0
+    decoupled_weight_decay: bool = False  # AdamW-style decay (fairseq's Adam), else L2 added to the gradient
     agc_clip: float = 0.0  # adaptive gradient clipping factor (NFNets use 0.01); 0 = off
     agc_eps: float = 1e-3
     precision: str = "auto"  # bf16 autocast on GPU, fp32 on CPU
@@ -88,7 +103,14 @@ class PretrainConfig:
             (self.keep_checkpoints >= 1, "keep_checkpoints must be >= 1"),
             (0.0 <= self.byol_ema < 1.0, "byol_ema must lie in [0, 1)"),
             (self.num_workers >= 0, "num_workers must be >= 0"),
+            (self.lr_schedule in LR_SCHEDULES, f"lr_schedule must be one of {LR_SCHEDULES}"),
+            (self.adam_eps > 0, "adam_eps must be > 0"),
+            (self.cpc_steps >= 1 and self.cpc_negatives >= 1, "cpc_steps and cpc_negatives must be >= 1"),
+            (0.0 < self.w2v_mask_prob < 1.0 and self.w2v_mask_length >= 1, "w2v_mask_prob in (0, 1), mask_length >= 1"),
+            (self.w2v_negatives >= 1 and self.w2v_logit_temp > 0, "w2v_negatives >= 1 and w2v_logit_temp > 0"),
+            (len(self.w2v_gumbel_temp) == 3, "w2v_gumbel_temp is (start, end, decay)"),
             (self.device in ("auto", "cpu", "cuda"), f"device must be auto, cpu or cuda, got {self.device!r}"),
+            (len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas), "betas must be two numbers in [0, 1)"),
         ]
         for ok, msg in checks:
             if not ok:
@@ -167,7 +189,7 @@ def demo() -> PretrainConfig:
 
 
 def paper_simclr() -> PretrainConfig:
-    """The paper's SimCLR run (section 3 of the paper, PROTOCOL.md section 6): batch 4096 x 200k steps."""
+    """The paper's SimCLR run (section 3 of the paper, docs/PROTOCOL.md section 6): batch 4096 x 200k steps."""
     return PretrainConfig(
         preset="paper-simclr",
         objective="simclr",
@@ -223,12 +245,105 @@ def paper_byola() -> PretrainConfig:
     )
 
 
+def debug_cpc() -> PretrainConfig:
+    """Seconds on CPU: tiny bidirectional CPC, 1 s crops (100 frames of 10 ms), the paper-cpc code path."""
+    return PretrainConfig(
+        preset="debug-cpc",
+        objective="cpc",
+        model="cpc_bidir_tiny",
+        crop_seconds=1.0,
+        cpc_negatives=32,
+        batch_size=8,
+        steps=20,
+        lr=1e-3,
+        warmup_steps=2,
+        log_every=1,
+        ckpt_every=10,
+    )
+
+
+def debug_wav2vec2() -> PretrainConfig:
+    """Seconds on CPU: tiny wav2vec 2.0, 1 s crops (49 frames of 20 ms), fairseq BASE's masking, negatives and loss."""
+    return PretrainConfig(
+        preset="debug-wav2vec2",
+        objective="wav2vec2",
+        model="wav2vec2_tiny",
+        crop_seconds=1.0,
+        batch_size=8,
+        steps=20,
+        lr=1e-3,
+        warmup_steps=2,
+        betas=(0.9, 0.98),
+        adam_eps=1e-6,
+        weight_decay=0.01,
+        decoupled_weight_decay=True,
+        log_every=1,
+        ckpt_every=10,
+    )
+
+
+def paper_cpc() -> PretrainConfig:
+    """Bidirectional CPC with facebookresearch/CPC_audio's training settings (`cpc_default_config.py`):
+    windows of 20480 samples (1.28 s, 128 frames of 10 ms), 12 predicted steps, 128 negatives, Adam 2e-4
+    (0.9, 0.999, 1e-8), constant rate, batch 64 (`batchSizeGPU` 8 x 8 GPUs). Steps: CPC_audio's 200 epochs of
+    LibriSpeech train-clean-100 (100.6 h cut into 1.28 s windows = 282,937 windows, 4,421 batches of 64 per
+    epoch) = 884,200 steps. How the paper set CPC up (horizon, budget) is not published; `--data` takes
+    LibriSpeech (the "(LS)" rows) or AudioSet.
+    """
+    return PretrainConfig(
+        preset="paper-cpc",
+        objective="cpc",
+        model="cpc_bidir",
+        crop_seconds=1.28,
+        cpc_steps=12,
+        cpc_negatives=128,
+        batch_size=64,
+        steps=884_200,
+        lr=2e-4,
+        warmup_steps=0,
+        num_workers=8,
+        log_every=50,
+        ckpt_every=2000,
+    )
+
+
+def paper_wav2vec2() -> PretrainConfig:
+    """wav2vec 2.0 BASE with fairseq's `wav2vec2_base_librispeech.yaml`: 400k updates, Adam (0.9, 0.98), eps 1e-6,
+    decoupled weight decay 0.01, peak lr 5e-4 after 32k warm-up updates, linear decay to 0, crops of at most
+    250,000 samples (15.625 s). fairseq batches by length (1.4M samples per GPU x 64 GPUs = 89.6M samples, ~1.56 h
+    of audio per update); hares uses fixed crops: 384 crops of 15.625 s = 96M samples (+7%), 6 per GPU on 64 GPUs.
+    Clips shorter than the crop are zero-padded (fairseq crops a batch to its shortest clip instead).
+    """
+    return PretrainConfig(
+        preset="paper-wav2vec2",
+        objective="wav2vec2",
+        model="wav2vec2_base",
+        crop_seconds=15.625,
+        batch_size=384,
+        steps=400_000,
+        lr=5e-4,
+        warmup_steps=32_000,
+        lr_schedule="linear",
+        betas=(0.9, 0.98),
+        adam_eps=1e-6,
+        weight_decay=0.01,
+        decoupled_weight_decay=True,
+        num_workers=8,
+        log_every=50,
+        ckpt_every=2000,
+    )
+
+
 PRESETS: dict[str, Callable[[], PretrainConfig]] = {
     "debug": debug,
     "demo": demo,
     "paper-simclr": paper_simclr,
     "paper-supervised": paper_supervised,
     "paper-byola": paper_byola,
+    "debug-cpc": debug_cpc,
+    "debug-wav2vec2": debug_wav2vec2,
+    "paper-cpc": paper_cpc,
+    "paper-wav2vec2": paper_wav2vec2,
 }
 
 

@@ -1,8 +1,8 @@
-"""Pre-training data: any audio collection -> random crops, decoded in DataLoader workers.
+"""Pre-training data: the training dataset, its sampler and the shard stream; random crops decoded in workers.
 
-Sources (`open_source`): a folder scanned recursively, a CSV (`path[,labels][,start,end]`) or hares JSONL
-manifest, the AudioSet layout (segment CSVs + one file per YouTube id + `class_labels_indices.csv`), and
-WebDataset tar shards (`{key}.flac` + `{key}.json`, written by `write_shards`, read with the stdlib `tarfile`).
+What the clips are comes from `hares.data` (one data layer for training and evaluation): `open_source` reads a
+folder, a clip CSV / JSONL manifest, an AudioSet folder or WebDataset shards into `Clip`s (`hares.data.sources`),
+`hares.data.shards` writes and reads the shards, and `hares.audio.load_audio` is the one decoder.
 
 Exact resumption: a step's batch depends only on (seed, step, rank). Map-style data is ordered by a seeded
 permutation per epoch (`StepSampler`): step s takes global batch s of the epoch, rank r its r-th slice. Every
@@ -13,235 +13,24 @@ clip of the stream), counted, and a run of `max_bad` failures in a row stops wit
 
 from __future__ import annotations
 
-import csv
-import io
-import itertools
-import json
 import math
 import os
-import tarfile
 import warnings
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 import torch
 from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
 from hares.audio import SAMPLE_RATE, AudioError, load_audio, random_crop
-from hares.io import atomic_path, write_json
+from hares.data.manifest import Clip
+from hares.data.shards import decode_member, read_shard, write_shards
+from hares.data.sources import DataError, Source, detect_format, open_source
 
-AUDIO_EXTS = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".opus", ".m4a")
-AUDIOSET_SUBSETS = {
-    "balanced_train": "balanced_train_segments.csv",
-    "unbalanced_train": "unbalanced_train_segments.csv",
-    "eval": "eval_segments.csv",
-}
-SHARD_INDEX = "shards.json"
-MAX_MEMBER_BYTES = 256 * 2**20  # one clip in a shard: 10 min of 48 kHz stereo WAV is ~115 MB
-MAX_META_BYTES = 2**20
-SHARD_AUDIO_EXTS = ("flac", "wav", "ogg", "mp3")
-
-
-class DataError(ValueError):
-    """A dataset that cannot be used (empty, malformed, or no decodable clip)."""
-
-
-@dataclass(frozen=True)
-class Item:
-    """One training clip: a file, its labels (possibly none) and an optional segment in seconds (end 0 = to the end)."""
-
-    path: str
-    labels: tuple[str, ...] = ()
-    start: float = 0.0
-    end: float = 0.0
-
-
-@dataclass
-class Source:
-    """A scanned collection: map-style `items`, or `shards` for streaming; `label_names` fixes the target order."""
-
-    kind: str
-    items: list[Item]
-    label_names: list[str]
-    shards: list[str]
-    shard_counts: list[int]
-    missing: int = 0  # AudioSet rows whose audio file is absent
-
-    def __len__(self) -> int:
-        return sum(self.shard_counts) if self.shards else len(self.items)
-
-
-# ---------------------------------------------------------------- sources
-
-
-def scan_folder(root: str | os.PathLike) -> list[Item]:
-    """Every audio file below `root`; its label (used by supervised training only) is its top sub-folder's name."""
-    root = Path(root)
-    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_EXTS and p.is_file())
-    if not files:
-        raise DataError(f"{root}: no audio files ({', '.join(AUDIO_EXTS)}) found in this folder or below")
-    return [Item(str(p), (p.relative_to(root).parts[0],) if p.parent != root else ()) for p in files]
-
-
-def _split_labels(text: str) -> tuple[str, ...]:
-    sep = ";" if ";" in text else ","
-    return tuple(x.strip() for x in text.split(sep) if x.strip())
-
-
-def read_csv_manifest(path: str | os.PathLike) -> list[Item]:
-    """CSV with a header: `path` (relative to the CSV's folder or absolute), optional `labels`/`label`
-    (several labels separated by `;`), optional `start`/`end` in seconds. Other columns are ignored."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as e:
-        from hares.data.manifest import not_utf8
-
-        raise DataError(str(not_utf8(path, e))) from None
-    with io.StringIO(text, newline="") as f:
-        reader = csv.DictReader(f)
-        cols = reader.fieldnames or []
-        if "path" not in cols:
-            raise DataError(f"{path}: a pre-training CSV manifest needs a 'path' column (found {cols})")
-        label_col = "labels" if "labels" in cols else ("label" if "label" in cols else None)
-        items = []
-        for i, row in enumerate(reader, 2):
-            if not (row.get("path") or "").strip():
-                raise DataError(f"{path}:{i}: empty 'path'")
-            p = Path(row["path"].strip())
-            try:
-                start, end = float(row.get("start") or 0), float(row.get("end") or 0)
-            except ValueError as e:
-                raise DataError(f"{path}:{i}: bad start/end ({e})") from e
-            labels = _split_labels(row[label_col] or "") if label_col else ()
-            items.append(Item(str(p if p.is_absolute() else path.parent / p), labels, start, end))
-    if not items:
-        raise DataError(f"{path}: the manifest has no rows")
-    return items
-
-
-def read_jsonl_manifest(path: str | os.PathLike) -> list[Item]:
-    from hares.data.manifest import read_manifest, resolve
-
-    clips = read_manifest(path)
-    if not clips:
-        raise DataError(f"{path}: the manifest has no rows")
-    return [Item(resolve(c.path, Path(path).parent), tuple(c.labels), c.start, c.end) for c in clips]
-
-
-def _find(root: Path, name: str) -> Path | None:
-    direct = root / name
-    if direct.is_file():
-        return direct
-    return next(iter(sorted(root.rglob(name))), None)
-
-
-def read_audioset(root: str | os.PathLike, subsets: Sequence[str] = ("balanced_train", "unbalanced_train")):
-    """AudioSet as distributed by the scrapers: segment CSVs (`# ` header lines, `YTID, start, end, "mids"`),
-    `class_labels_indices.csv` (index,mid,display_name) and one audio file per segment named `{YTID}.*` or
-    `Y{YTID}.*` (PANNs) anywhere below `root`. Rows whose audio is missing are counted, not fatal."""
-    root = Path(root)
-    index_csv = _find(root, "class_labels_indices.csv")
-    if index_csv is None:
-        raise DataError(f"{root}: no class_labels_indices.csv (AudioSet layout)")
-    with open(index_csv, newline="") as f:
-        rows = sorted(csv.DictReader(f), key=lambda r: int(r["index"]))
-    mids = [r["mid"] for r in rows]
-    audio = {}
-    for p in sorted(root.rglob("*")):
-        if p.suffix.lower() in AUDIO_EXTS:
-            audio.setdefault(p.stem, p)
-    items, missing = [], 0
-    for subset in subsets:
-        if subset not in AUDIOSET_SUBSETS:
-            raise DataError(f"unknown AudioSet subset {subset!r}; choose from {sorted(AUDIOSET_SUBSETS)}")
-        seg_csv = _find(root, AUDIOSET_SUBSETS[subset])
-        if seg_csv is None:
-            continue
-        with open(seg_csv, newline="") as f:
-            for row in csv.reader((ln for ln in f if not ln.startswith("#")), skipinitialspace=True):
-                if len(row) < 4:
-                    continue
-                ytid = row[0]
-                p = audio.get(ytid) or audio.get("Y" + ytid)
-                if p is None:
-                    missing += 1
-                    continue
-                items.append(Item(str(p), tuple(x for x in row[3].split(",") if x)))
-    if not items:
-        raise DataError(f"{root}: no AudioSet segment of {list(subsets)} has an audio file ({missing} rows missing)")
-    return items, mids, missing
-
-
-def _shard_list(path: Path) -> list[Path]:
-    if path.is_file() and path.suffix == ".tar":
-        return [path]
-    if path.is_file():  # a text file listing shards, one per line
-        return [Path(ln.strip()) for ln in path.read_text().splitlines() if ln.strip()]
-    return sorted(path.glob("*.tar"))
-
-
-def detect_format(path: str | os.PathLike) -> str:
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no such data folder or manifest")
-    if path.is_file():
-        if path.suffix == ".tar" or path.suffix == ".txt":
-            return "shards"
-        return "manifest"
-    if (path / "class_labels_indices.csv").is_file():
-        return "audioset"
-    if (path / SHARD_INDEX).is_file() or any(path.glob("*.tar")):
-        return "shards"
-    return "folder"
-
-
-def open_source(path: str | os.PathLike, data_format: str = "auto", audioset_subsets=None) -> Source:
-    """Scan `path` in the given layout (auto-detected by default)."""
-    fmt = detect_format(path) if data_format == "auto" else data_format
-    path = Path(path)
-    if fmt == "shards":
-        shards = _shard_list(path)
-        if not shards:
-            raise DataError(f"{path}: no .tar shards")
-        index = path / SHARD_INDEX if path.is_dir() else None
-        if index is not None and index.is_file():
-            meta = json.loads(index.read_text())
-            counts = {s["name"]: s["count"] for s in meta["shards"]}
-            label_names = list(meta.get("label_names", []))
-        else:
-            counts, label_names = {}, []
-        shard_counts = [counts.get(s.name) or _count_members(s) for s in shards]
-        return Source("shards", [], label_names, [str(s) for s in shards], shard_counts)
-    missing = 0
-    if fmt == "folder":
-        items = scan_folder(path)
-        label_names = sorted({lab for it in items for lab in it.labels})
-    elif fmt == "manifest":
-        items = read_jsonl_manifest(path) if path.suffix in (".jsonl", ".json") else read_csv_manifest(path)
-        label_names = sorted({lab for it in items for lab in it.labels})
-    elif fmt == "audioset":
-        items, label_names, missing = read_audioset(path, audioset_subsets or ("balanced_train", "unbalanced_train"))
-    else:
-        raise DataError(f"unknown data format {fmt!r}")
-    return Source(fmt, items, label_names, [], [], missing)
-
-
-# ---------------------------------------------------------------- map-style clips
-
-
-def _decode(item: Item) -> np.ndarray:
-    wav = load_audio(item.path, SAMPLE_RATE)
-    if item.start or item.end:
-        a = int(round(item.start * SAMPLE_RATE))
-        b = int(round(item.end * SAMPLE_RATE)) if item.end else wav.shape[0]
-        wav = wav[a:b]
-        if wav.shape[0] == 0:
-            raise AudioError(f"{item.path}: segment [{item.start}, {item.end}] s is empty")
-    return wav
+__all__ = [
+    "ClipDataset", "DataError", "ShardStream", "Source", "StepSampler", "balanced_weights", "collate",
+    "detect_format", "open_source", "write_shards",
+]  # fmt: skip
 
 
 def _multi_hot(labels: Sequence[str], index: dict[str, int]) -> np.ndarray:
@@ -262,7 +51,7 @@ class ClipDataset(Dataset):
 
     def __init__(
         self,
-        items: Sequence[Item],
+        items: Sequence[Clip],
         label_names: Sequence[str],
         crop_samples: int,
         views: int,
@@ -293,7 +82,7 @@ class ClipDataset(Dataset):
         while len(errors) < self.max_bad:
             start, end = self.segments[index]
             try:
-                wav = _decode(Item(os.fsdecode(self.paths[index]), (), float(start), float(end)))
+                wav = load_audio(os.fsdecode(self.paths[index]), SAMPLE_RATE, float(start), float(end))
                 break
             except (AudioError, OSError) as e:
                 errors.append(str(e))
@@ -316,7 +105,7 @@ def collate(samples: list[dict]) -> dict[str, torch.Tensor]:
     }
 
 
-def balanced_weights(items: Sequence[Item], label_names: Sequence[str]) -> np.ndarray:
+def balanced_weights(items: Sequence[Clip], label_names: Sequence[str]) -> np.ndarray:
     """PSLA / AST sample weights: sum over a clip's labels of 1000 / (label count + 0.01), normalised to sum 1."""
     index = {n: i for i, n in enumerate(label_names)}
     counts = np.zeros(len(index))
@@ -379,116 +168,6 @@ class StepSampler:
 # ---------------------------------------------------------------- WebDataset shards
 
 
-def _encode_flac(wav: np.ndarray, sample_rate: int) -> bytes:
-    buf = io.BytesIO()
-    sf.write(buf, wav, sample_rate, format="FLAC", subtype="PCM_16")
-    return buf.getvalue()
-
-
-def _add_member(tar: tarfile.TarFile, name: str, data: bytes) -> None:
-    info = tarfile.TarInfo(name)
-    info.size, info.mtime, info.mode = len(data), 0, 0o644
-    tar.addfile(info, io.BytesIO(data))
-
-
-def write_shards(source: Source, out_dir: str | os.PathLike, shard_size: int = 512, progress: bool = False) -> dict:
-    """Decode every clip of a map-style `source` to 16 kHz mono and write WebDataset shards.
-
-    Members `{key}.flac` (PCM 16) + `{key}.json` ({"labels": [...], "source": path}); shards
-    `shard-000000.tar`... are written atomically, then `shards.json` (counts, labels, skipped files).
-    """
-    from tqdm import tqdm
-
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    shards: list[dict] = []
-    skipped: list[str] = []
-
-    def encoded() -> Iterator[tuple[Item, bytes]]:
-        for item in tqdm(source.items, disable=not progress, desc="shards", unit="clip"):
-            try:
-                yield item, _encode_flac(_decode(item), SAMPLE_RATE)
-            except (AudioError, OSError) as e:
-                skipped.append(str(e))
-
-    stream, key = encoded(), 0
-    while (first := next(stream, None)) is not None:
-        name, count = f"shard-{len(shards):06d}.tar", 0
-        with atomic_path(out_dir / name) as tmp, tarfile.open(tmp, "w") as tar:
-            for item, flac in itertools.chain([first], itertools.islice(stream, shard_size - 1)):
-                k = f"{key:09d}"
-                _add_member(tar, f"{k}.flac", flac)
-                _add_member(tar, f"{k}.json", json.dumps({"labels": list(item.labels), "source": item.path}).encode())
-                key, count = key + 1, count + 1
-        shards.append({"name": name, "count": count})
-    if not shards:
-        raise DataError(f"none of the {len(source.items)} clips could be decoded; first error: {skipped[:1]}")
-    summary = {
-        "shards": shards,
-        "num_samples": key,
-        "skipped": len(skipped),
-        "skipped_examples": skipped[:20],
-        "label_names": source.label_names,
-        "sample_rate": SAMPLE_RATE,
-        "format": "webdataset: {key}.flac (PCM_16 mono) + {key}.json",
-    }
-    write_json(out_dir / SHARD_INDEX, summary)
-    return summary
-
-
-def _count_members(shard: str | os.PathLike) -> int:
-    with tarfile.open(shard) as tar:
-        return sum(1 for m in tar.getmembers() if m.name.endswith(".flac"))
-
-
-def _read_shard(shard: str) -> list[tuple[str, bytes | int, dict]]:
-    """(key, flac bytes, json) for each sample of a shard, in file order.
-
-    Sizes come from the (untrusted) tar headers: a member over `MAX_MEMBER_BYTES` (`MAX_META_BYTES` for its
-    JSON) is not read; its sample keeps its place in the stream with the size instead of the bytes, and the
-    decoder reports it as a bad clip."""
-    samples: dict[str, dict] = {}
-    with tarfile.open(shard) as tar:
-        for m in tar:
-            if not m.isfile():
-                continue
-            key, _, ext = m.name.rpartition(".")
-            if ext not in SHARD_AUDIO_EXTS and ext != "json":
-                continue  # never used: never read
-            limit = MAX_META_BYTES if ext == "json" else MAX_MEMBER_BYTES
-            samples.setdefault(key, {})[ext] = m.size if m.size > limit else tar.extractfile(m).read()
-    out = []
-    for key in sorted(samples):
-        s = samples[key]
-        audio_ext = next((e for e in SHARD_AUDIO_EXTS if e in s), None)
-        if audio_ext is None:
-            continue
-        name = f"{shard}:{key}.{audio_ext}"
-        if isinstance(s.get("json"), int):  # oversized metadata: the sample is bad, its place is kept
-            out.append((f"{shard}:{key}.json", s["json"], {}))
-            continue
-        meta = json.loads(s["json"]) if "json" in s else {}
-        out.append((name, s[audio_ext], meta))
-    return out
-
-
-def _decode_bytes(name: str, data: bytes | int) -> np.ndarray:
-    if isinstance(data, int):  # `_read_shard` left an oversized member unread
-        raise AudioError(f"{name}: a {data:,d}-byte member, over the per-member limit (MAX_MEMBER_BYTES); not read")
-    try:
-        wav, sr = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
-    except Exception as e:
-        raise AudioError(f"{name}: cannot decode ({type(e).__name__}: {e})") from e
-    if wav.shape[0] == 0 or not np.isfinite(wav).all():
-        raise AudioError(f"{name}: empty or non-finite audio")
-    wav = wav.mean(axis=1)
-    if sr != SAMPLE_RATE:
-        import soxr
-
-        wav = soxr.resample(wav, sr, SAMPLE_RATE, quality="HQ")
-    return np.ascontiguousarray(wav, dtype=np.float32)
-
-
 class ShardStream(IterableDataset):
     """Batches from WebDataset shards; each (rank, virtual worker) stream reads its own shards.
 
@@ -548,7 +227,7 @@ class ShardStream(IterableDataset):
                 if skip >= per_shard[si]:
                     skip -= per_shard[si]
                     continue
-                samples = _read_shard(self.source.shards[mine[si]])[offset::stride]
+                samples = read_shard(self.source.shards[mine[si]])[offset::stride]
                 order = np.random.default_rng([self.seed, epoch, stream, 3, int(si)]).permutation(len(samples))
                 for j in order[skip:]:
                     name, data, meta = samples[j]
@@ -569,7 +248,7 @@ class ShardStream(IterableDataset):
         batch: list[dict] = []
         for name, data, meta, rng in self._samples(stream, done_batches * self.batch):
             try:
-                wav = _decode_bytes(name, data)
+                wav = decode_member(name, data)
                 last_good, bad_in_a_row, bad = (wav, meta), 0, 0
             except AudioError as e:
                 bad_in_a_row, bad = bad_in_a_row + 1, 1

@@ -1,6 +1,6 @@
 """torch.distributed helpers: DDP set-up from torchrun's environment (nanoGPT style) and a differentiable gather.
 
-`GatherLayer` is the piece every distributed contrastive loss depends on (pretraining.md section 7.2): forward
+`GatherLayer` is the piece every distributed contrastive loss depends on (docs/PRETRAINING.md section 7): forward
 all-gathers the tensor of every rank; backward **sums** the gradients that every rank computed for the gathered
 tensor (all_reduce) and hands each rank its own slice. Returning only the local slice without the sum is the
 classic bug (lightly-ai/lightly#1528, cellarium-ai/cellarium-ml PR #184).
@@ -113,9 +113,11 @@ def wrap_ddp(module: torch.nn.Module, device: torch.device) -> torch.nn.Module:
     from torch.nn.parallel import DistributedDataParallel as DDP
 
     ids = [device.index] if device.type == "cuda" else None
+    # an objective whose forward may leave parameters unused (wav2vec 2.0's layer drop) says so
+    unused = bool(getattr(module, "ddp_find_unused_parameters", False))
     if "forward_sync_buffers" in inspect.signature(DDP.__init__).parameters:
-        return DDP(module, device_ids=ids, forward_sync_buffers=False)
-    return DDP(module, device_ids=ids, broadcast_buffers=False)
+        return DDP(module, device_ids=ids, forward_sync_buffers=False, find_unused_parameters=unused)
+    return DDP(module, device_ids=ids, broadcast_buffers=False, find_unused_parameters=unused)
 
 
 def cleanup() -> None:

@@ -29,6 +29,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from hares.audio import SAMPLE_RATE, num_frames
+from hares.data.sources import Source, open_source
 from hares.io import check_output_dir, write_json, write_text
 from hares.models import check_model_config, create_model, save_checkpoint
 from hares.train import dist
@@ -42,7 +43,7 @@ from hares.train.checkpoint import (
     saved_run_config,
 )
 from hares.train.config import PretrainConfig
-from hares.train.data import ClipDataset, ShardStream, Source, StepSampler, balanced_weights, collate, open_source
+from hares.train.data import ClipDataset, ShardStream, StepSampler, balanced_weights, collate
 from hares.train.objectives import build_objective
 
 ENCODER_FILE = "encoder.safetensors"
@@ -61,8 +62,13 @@ def step_seed(seed: int, step: int, rank: int) -> int:
 
 
 def lr_at(step: int, cfg: PretrainConfig) -> float:
-    """Linear warm-up over `warmup_steps`, then constant (PROTOCOL.md section 6)."""
-    return cfg.lr * min(1.0, (step + 1) / cfg.warmup_steps) if cfg.warmup_steps else cfg.lr
+    """Linear warm-up over `warmup_steps`, then constant (docs/PROTOCOL.md section 6) or, with
+    `lr_schedule="linear"`, linear decay to 0 at `steps` (fairseq's polynomial_decay with power 1, wav2vec 2.0)."""
+    if cfg.warmup_steps and step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    if cfg.lr_schedule == "linear":
+        return cfg.lr * max(0.0, (cfg.steps - step) / max(1, cfg.steps - cfg.warmup_steps))
+    return cfg.lr
 
 
 def adaptive_clip_grad(params, clip: float, eps: float = 1e-3) -> None:
@@ -75,15 +81,15 @@ def adaptive_clip_grad(params, clip: float, eps: float = 1e-3) -> None:
 def _resume_changes(saved: dict, cfg: PretrainConfig, sharded: bool) -> list[str]:
     """What differs between the saved run config and `cfg`, as `key: saved -> now` lines (allowed keys skipped)."""
     now = _jsonable(cfg.to_dict())
+    defaults = _jsonable(PretrainConfig().to_dict())  # a field added since the run was saved: its default
     may = set(RESUME_MAY_CHANGE) - ({"num_workers"} if sharded else set())
-    missing = object()
     out = []
-    for k in sorted((set(saved) | set(now)) - may):
-        a, b = saved.get(k, missing), now.get(k, missing)
+    for k in sorted(set(now) - may):
+        a, b = saved.get(k, defaults[k]), now[k]
         if k == "data" and isinstance(a, str) and isinstance(b, str):
             a, b = _abs(a), _abs(b)
         if a != b:
-            out.append(f"{k}: {'(absent)' if a is missing else repr(a)} -> {'(absent)' if b is missing else repr(b)}")
+            out.append(f"{k}: {a!r} -> {b!r}")
     return out
 
 
@@ -157,14 +163,11 @@ def pretrain(cfg: PretrainConfig) -> Path:
     if cfg.batch_size % env.world_size:
         raise ValueError(f"global batch {cfg.batch_size} is not divisible by the world size {env.world_size}")
     per_rank = cfg.batch_size // env.world_size
-    if main:
-        claim_run_folder(out, resume=cfg.resume, overwrite=cfg.overwrite)  # --overwrite: the old run goes now
-        check_output_dir(out, "--out")
     torch.manual_seed(cfg.seed + env.rank)
     np.random.seed(cfg.seed + env.rank)
 
     # --- data: this rank's slice of every global batch, decoded in workers
-    source = open_source(cfg.data, cfg.data_format, cfg.audioset_subsets)
+    source = open_source(cfg.data, cfg.data_format, cfg.audioset_subsets, cfg.librispeech_subsets)
     crop = int(round(cfg.crop_seconds * SAMPLE_RATE))
     fingerprint = data_fingerprint(source)
     if saved is not None:
@@ -175,6 +178,9 @@ def pretrain(cfg: PretrainConfig) -> Path:
         if changes:
             raise RunFolderError(f"cannot resume {out} with different settings ({'; '.join(changes)}); "
                                  "use a new --out (or --overwrite) to train with them")  # fmt: skip
+    if main:  # the data opened: only now may --overwrite delete the previous run
+        claim_run_folder(out, resume=cfg.resume, overwrite=cfg.overwrite)
+        check_output_dir(out, "--out")
 
     # --- model: the objective owns frontend, encoder and heads
     encoder = create_model(cfg.model, **cfg.model_kwargs)
@@ -191,7 +197,9 @@ def pretrain(cfg: PretrainConfig) -> Path:
         [p for p in objective.parameters() if p.requires_grad],
         lr=cfg.lr,
         betas=cfg.betas,
+        eps=cfg.adam_eps,
         weight_decay=cfg.weight_decay,
+        decoupled_weight_decay=cfg.decoupled_weight_decay,
     )
     use_bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and device.type == "cuda")
 

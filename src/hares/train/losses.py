@@ -1,6 +1,7 @@
-"""Losses: NT-Xent over the global batch (SimCLR) and BYOL's normalised regression loss.
+"""Losses: NT-Xent over the global batch (SimCLR), BYOL's normalised regression loss, CPC's InfoNCE, wav2vec 2.0's
+contrastive and diversity terms.
 
-NT-Xent follows pretraining.md section 7.2: normalise in fp32, gather the projections of every rank with
+NT-Xent follows docs/PRETRAINING.md section 7: normalise in fp32, gather the projections of every rank with
 gradients, compute the loss for the *local* anchors against *all* keys, mask self-similarity with -inf and use
 `cross_entropy` (never exp/log by hand). The mean over local anchors, averaged over ranks by DDP, is the mean over
 all 2 * global-batch anchors, so the update equals one process on the combined batch.
@@ -12,6 +13,11 @@ import torch
 import torch.nn.functional as F
 
 from hares.train.dist import gather_with_grad, rank
+
+
+def fp32(x: torch.Tensor) -> torch.Tensor:
+    """At least fp32 (bf16/fp16 -> fp32; fp64 stays fp64, for the equality tests)."""
+    return x.to(torch.promote_types(x.dtype, torch.float32))
 
 
 def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.1, gather: bool = True) -> torch.Tensor:
@@ -38,3 +44,76 @@ def byol_loss(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     p = F.normalize(prediction.float(), dim=-1)
     t = F.normalize(target.detach().float(), dim=-1)
     return (2 - 2 * (p * t).sum(dim=-1)).mean()
+
+
+def cpc_infonce(
+    context: torch.Tensor, frames: torch.Tensor, heads, pool: torch.Tensor, negatives: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """CPC's InfoNCE over K future steps (facebookresearch/CPC_audio `CPCUnsupersivedCriterion`), one direction.
+
+    context (B, T, H) and frames (B, T, C) of this rank; `heads` K modules H -> C; `pool` (P, C) the frames of the
+    global batch (all ranks, gathered with gradients); `negatives` (B, T - K, N) indices into `pool`, shared by
+    the K steps (as in CPC_audio). For k = 1..K the prediction p = head_k(c_t) scores the true frame z_{t+k}
+    against the N negatives with CPC_audio's score, the dot product divided by C. Returns (sum over k of the mean
+    cross-entropy over the B * (T - K) anchors, mean top-1 accuracy over k). The negatives are gathered once,
+    (B, T - K, N, C), and shared by the K steps, and scored elementwise as CPC_audio does: the cost grows with N,
+    not with the global batch (scoring every pool frame with one GEMM per step costs P / N times the FLOPs, 64x
+    at the paper's global batch).
+    """
+    b, t, c = frames.shape
+    k_max = len(heads)
+    s = t - k_max
+    if s < 1:
+        raise ValueError(f"CPC needs more than {k_max} frames per crop (got {t}); use longer crops")
+    # index_select: its backward (index_add) sums in a fixed order on CPU, so resumed runs stay bit-exact
+    negs = pool.index_select(0, negatives.reshape(-1)).reshape(*negatives.shape, c)  # (B, S, N, C)
+    labels = torch.zeros(b * s, dtype=torch.long, device=frames.device)
+    loss, acc = frames.new_zeros((), dtype=torch.float32), 0.0
+    for k, head in enumerate(heads, 1):
+        p = head(context[:, :s])  # (B, S, C)
+        pos = (p * frames[:, k : k + s]).sum(-1, keepdim=True)  # (B, S, 1)
+        neg = (negs * p[:, :, None]).sum(-1)  # (B, S, N); elementwise as CPC_audio (tiny-matrix bmm is slower)
+        logits = (fp32(torch.cat([pos, neg], dim=-1)) / c).reshape(b * s, -1)  # (B * S, 1 + N)
+        loss = loss + F.cross_entropy(logits, labels)
+        acc += float((logits.detach().argmax(-1) == 0).float().mean()) / k_max
+    return loss, torch.tensor(acc)
+
+
+def wav2vec2_contrastive(
+    context: torch.Tensor,
+    targets: torch.Tensor,
+    negatives: torch.Tensor,
+    temperature: float = 0.1,
+    codes: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """wav2vec 2.0's contrastive term (fairseq `Wav2Vec2Model.compute_preds` + `wav2vec_criterion`), summed.
+
+    context (B, M, D): the transformer's projected outputs at the M masked frames of each clip; targets (B, M, D):
+    the projected quantized frames there; negatives (B, M, K) indices into the same clip's M targets. Logits are
+    cosine similarities / temperature in fp32; a negative equal to the positive is masked with -inf. "Equal" is
+    decided on the codeword ids `codes` (B, M, G) when given (fairseq compares the projected vectors, which round-off
+    can make differ for the same codewords), else on the vectors. Returns
+    (sum of the cross-entropy over the B * M masked frames, number of correct top-1 predictions).
+    """
+    b, m, d = targets.shape
+    negs = targets[torch.arange(b, device=targets.device)[:, None, None], negatives]  # (B, M, K, D)
+    cands = fp32(torch.cat([targets[:, :, None], negs], dim=2))  # (B, M, 1 + K, D)
+    logits = F.cosine_similarity(fp32(context)[:, :, None], cands, dim=-1) / temperature  # (B, M, 1 + K)
+    if codes is not None:
+        same = (codes[torch.arange(b, device=codes.device)[:, None, None], negatives] == codes[:, :, None]).all(-1)
+    else:
+        same = (negs == targets[:, :, None]).all(-1)  # (B, M, K)
+    logits = torch.cat([logits[..., :1], logits[..., 1:].masked_fill(same, float("-inf"))], dim=-1)
+    logits = logits.reshape(b * m, -1)
+    labels = torch.zeros(b * m, dtype=torch.long, device=targets.device)
+    correct = (logits.detach().argmax(-1) == 0).sum()
+    return F.cross_entropy(logits, labels, reduction="sum"), correct
+
+
+def codebook_diversity(probs_sum: torch.Tensor, count: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """wav2vec 2.0's diversity loss from the summed softmax probabilities (G, V) of `count` frames:
+    (G V - perplexity) / (G V), perplexity = sum over groups of exp(entropy of the mean distribution)."""
+    avg = probs_sum / count  # (G, V)
+    perplexity = torch.exp(-(avg * torch.log(avg + 1e-7)).sum(-1)).sum()
+    n = probs_sum.numel()
+    return (n - perplexity) / n, perplexity

@@ -1,9 +1,11 @@
 """Pre-training objectives as modules: `objective(batch, generator) -> {"loss": ..., **logs}`.
 
-Each objective owns the frontend (log-mel on the training device, in fp32), the encoder and its heads, so the
-training loop never branches on the method (timm `task/`). The batch is {"wav": (B, V, N), "target": (B, C)} with
-V = `objective.views` random crops per clip; example mixing acts on waveforms before the log-mel
-(PROTOCOL.md section 6). `encoder` is the network that is exported; heads are discarded after training.
+Each objective owns the frontend (log-mel on the training device, in fp32; none for waveform networks, whose class
+says `input_kind = "waveform"`), the encoder and its heads, so the training loop never branches on the method
+(timm `task/`): SimCLR and supervised (either kind), BYOL-A (log-mel), CPC and wav2vec 2.0 (their waveform
+networks). The batch is {"wav": (B, V, N), "target": (B, C)} with V = `objective.views` random crops per clip;
+example mixing acts on waveforms before the log-mel (docs/PROTOCOL.md section 6). `encoder` is the network that is
+exported; heads are discarded after training.
 """
 
 from __future__ import annotations
@@ -16,8 +18,8 @@ from torch import nn
 
 from hares.audio import LogMel
 from hares.train.augment import example_mix, log_mixup_exp, random_resize_crop
-from hares.train.dist import all_reduce_with_grad, world_size
-from hares.train.losses import byol_loss, nt_xent
+from hares.train.dist import all_reduce_sum, all_reduce_with_grad, gather_with_grad, world_size
+from hares.train.losses import byol_loss, codebook_diversity, cpc_infonce, fp32, nt_xent, wav2vec2_contrastive
 
 
 class GlobalBatchNorm1d(nn.BatchNorm1d):
@@ -57,9 +59,17 @@ def mlp(in_dim: int, hidden: int, out_dim: int, layers: int) -> nn.Sequential:
     return nn.Sequential(*blocks)
 
 
-def _logmel(frontend: nn.Module, wav: torch.Tensor) -> torch.Tensor:
+def input_kind(encoder: nn.Module) -> str:
+    """What a network takes: "logmel" (the default) or "waveform" (its class attribute `input_kind`)."""
+    return getattr(encoder, "input_kind", "logmel")
+
+
+def _logmel(frontend: nn.Module, wav: torch.Tensor, encoder: nn.Module | None = None) -> torch.Tensor:
     """(B, N) -> (B, 1, T, F); the frontend runs in fp32 even under autocast, the result takes the waveform's
-    dtype (fp32 in training; the equality tests run the whole objective in fp64)."""
+    dtype (fp32 in training; the equality tests run the whole objective in fp64). A waveform network
+    (`input_kind == "waveform"`) gets the waveform itself."""
+    if encoder is not None and input_kind(encoder) == "waveform":
+        return wav
     return frontend(wav).to(wav.dtype)
 
 
@@ -86,7 +96,7 @@ class SimCLR(nn.Module):
     def forward(self, batch: dict[str, torch.Tensor], generator: torch.Generator | None = None) -> dict:
         wav = batch["wav"]  # (B, 2, N)
         mixed = [example_mix(wav[:, v], self.mix_max_ratio, self.mix_p, generator)[0] for v in range(2)]
-        x = _logmel(self.frontend, torch.cat(mixed))  # (2B, 1, T, F)
+        x = _logmel(self.frontend, torch.cat(mixed), self.encoder)  # (2B, 1, T, F), or (2B, N) for waveform nets
         z = self.projector(self.encoder(x))  # (2B, proj_dim)
         z1, z2 = z.chunk(2)
         loss = nt_xent(z1, z2, self.temperature)
@@ -115,7 +125,7 @@ class Supervised(nn.Module):
         wav, y = batch["wav"][:, 0], batch["target"].float()  # (B, N), (B, C)
         wav, lam, partner = example_mix(wav, self.mix_max_ratio, self.mix_p, generator)
         y = (1 - lam.float()) * y + lam.float() * y[partner]
-        logits = self.head(self.encoder(_logmel(self.frontend, wav))).float()  # (B, C)
+        logits = self.head(self.encoder(_logmel(self.frontend, wav, self.encoder))).float()  # (B, C)
         loss = F.binary_cross_entropy_with_logits(logits, y)
         return {"loss": loss}
 
@@ -147,6 +157,8 @@ class BYOLA(nn.Module):
         mixup_ratio: float = 0.4,
     ) -> None:
         super().__init__()
+        if input_kind(encoder) != "logmel":
+            raise ValueError("BYOL-A augments log-mel spectrograms: it needs a log-mel network, not a waveform one")
         self.frontend, self.encoder = LogMel(dtype=torch.float32), encoder
         self.projector = mlp(encoder.embed_dim, proj_hidden, proj_dim, 1)
         self.predictor = mlp(proj_dim, proj_hidden, proj_dim, 1)
@@ -204,6 +216,200 @@ class BYOLA(nn.Module):
                 t.copy_(o)
 
 
+class GradMultiply(torch.autograd.Function):
+    """Identity forward, gradient times `scale` backward (fairseq's `GradMultiply`, wav2vec 2.0's feature_grad_mult)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, scale: float) -> torch.Tensor:  # noqa: D102
+        ctx.scale = scale
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):  # noqa: D102
+        return grad * ctx.scale, None
+
+
+class CPC(nn.Module):
+    """Bidirectional CPC (Oord et al. 2018; Borgholt et al. 2021): InfoNCE over `steps` future frames, both ways.
+
+    One random crop per clip -> conv encoder frames z (B, T, C) -> forward context predicts z_{t+k}, backward
+    context predicts z_{t-k}, k = 1..12, each step with its own linear head (CPC_audio's `PredictionNetwork`).
+    Negatives: `negatives` (128) frames per anchor drawn uniformly from all frames of the global batch (every
+    rank's frames, gathered with gradients; CPC_audio's "uniform" sampling, not "samespeaker", pretraining.md
+    section 6), shared by the 12 steps of one direction, drawn afresh for the other. Loss: the sum over steps of
+    the mean cross-entropy, forward + backward. Differences from CPC_audio: negatives come from the global batch
+    rather than one GPU's, and the pool includes the anchor's own frames (CPC_audio skips frames at the anchor's
+    time index).
+    """
+
+    views = 1
+
+    def __init__(self, encoder: nn.Module, steps: int = 12, negatives: int = 128) -> None:
+        super().__init__()
+        if not (hasattr(encoder, "encoder") and hasattr(encoder, "context") and hasattr(encoder, "frame_dim")):
+            raise ValueError("the cpc objective needs a CPC network (cpc_bidir, cpc_bidir_tiny)")
+        self.encoder, self.steps, self.negatives = encoder, steps, negatives
+        h, c = encoder.hidden, encoder.frame_dim
+        self.forward_heads = nn.ModuleList(nn.Linear(h, c) for _ in range(steps))
+        self.backward_heads = nn.ModuleList(nn.Linear(h, c) for _ in range(steps))
+
+    def draw(self, b: int, t: int, pool: int, generator: torch.Generator | None, device) -> list[torch.Tensor]:
+        """Negative indices into the global frame pool: one (B, T - steps, negatives) tensor per direction."""
+        shape = (b, t - self.steps, self.negatives)
+        return [torch.randint(pool, shape, generator=generator).to(device) for _ in range(2)]
+
+    def forward(self, batch: dict[str, torch.Tensor], generator: torch.Generator | None = None) -> dict:
+        wav = batch["wav"][:, 0]  # (B, N)
+        z = self.encoder.encoder(wav)  # (B, T, C)
+        fwd, bwd = self.encoder.context(z)  # (B, T, H) each
+        b, t, c = z.shape
+        pool = gather_with_grad(z.reshape(b * t, c))  # (W * B * T, C), rank-major like the global batch
+        neg_f, neg_b = self.draw(b, t, pool.shape[0], generator, z.device)
+        loss_f, acc_f = cpc_infonce(fwd, z, self.forward_heads, pool, neg_f)
+        loss_b, acc_b = cpc_infonce(bwd.flip(1), z.flip(1), self.backward_heads, pool, neg_b)
+        return {"loss": loss_f + loss_b, "loss_forward": loss_f, "loss_backward": loss_b, "acc": (acc_f + acc_b) / 2}
+
+    def on_step_end(self) -> None:
+        """Nothing to do after an optimiser step."""
+
+
+class Wav2Vec2(nn.Module):
+    """wav2vec 2.0 (Baevski et al. 2020) with fairseq's BASE settings, on transformers' `Wav2Vec2ForPreTraining`.
+
+    Per clip: feature encoder (gradient x `feature_grad_mult`) -> layer norm; projected features with spans of
+    `mask_length` frames masked (starts drawn with probability `mask_prob`, at least 2, every clip of a rank
+    trimmed to the same count, as fairseq's `require_same_masks`) -> transformer -> `project_hid`; targets: the
+    un-masked normalised features at the masked frames -> Gumbel product quantizer (hard, straight-through,
+    temperature max(2 * 0.999995^update, 0.5)) -> `project_q`; `num_negatives` distractors per frame from the
+    same clip's masked frames. Loss = mean contrastive cross-entropy over masked frames (cosine / 0.1)
+    + 0.1 * diversity + 10 * mean squared feature (fairseq `loss_weights [0.1, 10]`).
+
+    Why the loss is computed here rather than by `Wav2Vec2ForPreTraining.forward`: transformers draws masks and
+    negatives with numpy's global RNG and Gumbel noise with torch's, computes the codebook perplexity over one
+    process's batch, and leaves out the feature penalty and the gradient scaling of the feature encoder. Here
+    masks, negatives and Gumbel noise come from the step's generator (a function of seed, step and rank, so runs
+    resume bit-exactly), the perplexity is taken over the global batch (summed across ranks with gradients, so N
+    processes compute what one process computes on the combined batch; fairseq takes it per GPU), and the
+    contrastive sum is divided by the global number of masked frames (as fairseq's sample size).
+    Layer drop (0.05) and dropout use torch's global RNG, which checkpoints save and restore.
+    """
+
+    views = 1
+    ddp_find_unused_parameters = True  # layer drop leaves a skipped layer without gradient
+
+    def __init__(
+        self,
+        encoder: nn.Module,
+        mask_prob: float = 0.65,
+        mask_length: int = 10,
+        negatives: int = 100,
+        logit_temp: float = 0.1,
+        diversity_weight: float = 0.1,
+        feature_pen_weight: float = 10.0,
+        feature_grad_mult: float = 0.1,
+        gumbel_temp: tuple = (2.0, 0.5, 0.999995),
+    ) -> None:
+        super().__init__()
+        if not hasattr(encoder, "hf"):
+            raise ValueError("the wav2vec2 objective needs a wav2vec 2.0 network (wav2vec2_base, wav2vec2_tiny)")
+        self.encoder = encoder
+        self.mask_prob, self.mask_length, self.negatives = mask_prob, mask_length, negatives
+        self.logit_temp, self.diversity_weight = logit_temp, diversity_weight
+        self.feature_pen_weight = feature_pen_weight
+        self.feature_grad_mult, self.gumbel_temp = feature_grad_mult, tuple(gumbel_temp)
+        self.register_buffer("num_updates", torch.zeros((), dtype=torch.long))  # drives the Gumbel temperature
+
+    def temperature(self) -> float:
+        start, end, decay = self.gumbel_temp
+        return max(start * decay ** int(self.num_updates), end)
+
+    def draw(self, b: int, t: int, generator: torch.Generator | None, device) -> dict[str, torch.Tensor]:
+        """The step's random choices: masks (B, T) with the same count M per clip, negatives (B, M, K) indices
+        into the clip's M masked frames (never the frame itself), Gumbel noise (B, M, G * V)."""
+        length = self.mask_length
+        if t <= length + 1:
+            raise ValueError(f"wav2vec 2.0 masking needs more than {length + 1} frames per crop (got {t})")
+        mask = torch.zeros(b, t, dtype=torch.bool)
+        for i in range(b):  # fairseq compute_mask_indices (static lengths, overlaps allowed)
+            num = max(2, int(self.mask_prob * t / length + float(torch.rand((), generator=generator))))
+            span = length if t - length > num else t - num - 1
+            starts = torch.randperm(t - span, generator=generator)[:num]
+            idx = (starts[:, None] + torch.arange(length)[None]).reshape(-1)
+            mask[i, idx[idx < t]] = True
+        m = int(mask.sum(1).min())
+        for i in range(b):  # require_same_masks: keep a random subset of m masked frames in every clip
+            on = mask[i].nonzero()[:, 0]
+            if len(on) > m:
+                mask[i] = False
+                mask[i, on[torch.randperm(len(on), generator=generator)[:m]]] = True
+        neg = torch.randint(max(m - 1, 1), (b, m, self.negatives), generator=generator)
+        neg = neg + (neg >= torch.arange(m)[None, :, None]).long() if m > 1 else torch.zeros_like(neg)
+        cfg = self.encoder.hf.config
+        u = torch.rand(b, m, cfg.num_codevector_groups * cfg.num_codevectors_per_group, generator=generator)
+        gumbel = -torch.log(-torch.log(u.clamp(1e-10, 1.0 - 1e-7)))
+        return {"mask": mask.to(device), "negatives": neg.to(device), "gumbel": gumbel.to(device)}
+
+    def quantize(self, x: torch.Tensor, gumbel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Gumbel product quantizer with transformers' parameters: x (B, M, C) -> (quantized (B, M, D), probs (G, V)
+        summed over the B * M frames for the diversity loss, chosen codeword ids (B, M, G))."""
+        q = self.encoder.hf.quantizer
+        g, v = q.num_groups, q.num_vars
+        logits = fp32(q.weight_proj(x))  # (B, M, G * V)
+        bm = logits.shape[0] * logits.shape[1]
+        logits = logits.reshape(bm * g, v)
+        probs_sum = torch.softmax(logits, dim=-1).reshape(bm, g, v).sum(0)  # (G, V)
+        if self.training:
+            soft = torch.softmax((logits + gumbel.reshape(bm * g, v).to(logits.dtype)) / self.temperature(), dim=-1)
+            ids = soft.argmax(-1)  # (BM * G,)
+            onehot = F.one_hot(ids, v).to(soft.dtype) - soft.detach() + soft  # straight-through
+        else:
+            ids = logits.argmax(-1)
+            onehot = F.one_hot(ids, v).to(logits.dtype)
+        codes = onehot.reshape(bm, g * v, 1).to(q.codevectors.dtype) * q.codevectors  # (BM, G * V, D / G)
+        codes = codes.reshape(bm, g, v, -1).sum(2).reshape(x.shape[0], x.shape[1], -1)  # (B, M, D)
+        return codes, probs_sum, ids.reshape(x.shape[0], x.shape[1], g)
+
+    def forward(self, batch: dict[str, torch.Tensor], generator: torch.Generator | None = None) -> dict:
+        hf = self.encoder.hf
+        w2v = hf.wav2vec2
+        wav = batch["wav"][:, 0]  # (B, N)
+        feats = w2v.feature_extractor(self.encoder._check(wav))  # (B, C, T)
+        if self.feature_grad_mult != 1.0:
+            feats = GradMultiply.apply(feats, self.feature_grad_mult)
+        feats = feats.transpose(1, 2)  # (B, T, C)
+        pen = fp32(feats).pow(2).mean()
+        hidden, normed = w2v.feature_projection(feats)  # (B, T, E) with dropout_input, (B, T, C) layer-normed
+        b, t = hidden.shape[:2]
+        r = self.draw(b, t, generator, hidden.device)
+        mask = r["mask"]
+        hidden = w2v._mask_hidden_states(hidden, mask_time_indices=mask)
+        out = w2v.encoder(hidden).last_hidden_state  # (B, T, E)
+        m = int(mask[0].sum())
+        context = hf.project_hid(out[mask].reshape(b, m, -1))  # (B, M, D)
+        quantized, probs_sum, ids = self.quantize(hf.dropout_features(normed)[mask].reshape(b, m, -1), r["gumbel"])
+        targets = hf.project_q(quantized)  # (B, M, D)
+        ce_sum, correct = wav2vec2_contrastive(context, targets, r["negatives"], self.logit_temp, ids)
+        frames = all_reduce_sum(b * m, ce_sum.device)  # masked frames of the global batch
+        contrastive = ce_sum * (world_size() / frames)  # DDP's mean over ranks makes this the global mean
+        count = torch.tensor(float(b * m), device=probs_sum.device, dtype=probs_sum.dtype)
+        diversity, perplexity = codebook_diversity(all_reduce_with_grad(probs_sum), all_reduce_with_grad(count))
+        loss = contrastive + self.diversity_weight * diversity + self.feature_pen_weight * pen
+        return {
+            "loss": loss,
+            "contrastive": contrastive.detach(),
+            "diversity": diversity.detach(),
+            "feature_pen": pen.detach(),
+            "code_perplexity": perplexity.detach(),
+            "acc": correct.float() * (world_size() / frames),
+            "gumbel_temp": torch.tensor(self.temperature()),
+        }
+
+    @torch.no_grad()
+    def on_step_end(self) -> None:
+        """Count optimiser updates (the Gumbel temperature anneals with them)."""
+        self.num_updates += 1
+
+
 def build_objective(cfg, encoder: nn.Module, num_classes: int, frames: int) -> nn.Module:
     """The objective named by `cfg.objective` (a `PretrainConfig`), around `encoder`."""
     if cfg.objective == "simclr":
@@ -216,4 +422,11 @@ def build_objective(cfg, encoder: nn.Module, num_classes: int, frames: int) -> n
         return BYOLA(
             encoder, frames, cfg.proj_hidden, cfg.byol_proj_dim, cfg.byol_ema, cfg.byol_memory, cfg.byol_mixup_ratio
         )
+    if cfg.objective == "cpc":
+        return CPC(encoder, cfg.cpc_steps, cfg.cpc_negatives)
+    if cfg.objective == "wav2vec2":
+        return Wav2Vec2(
+            encoder, cfg.w2v_mask_prob, cfg.w2v_mask_length, cfg.w2v_negatives, cfg.w2v_logit_temp,
+            cfg.w2v_diversity_weight, cfg.w2v_feature_pen_weight, cfg.w2v_feature_grad_mult, cfg.w2v_gumbel_temp,
+        )  # fmt: skip
     raise KeyError(f"unknown objective {cfg.objective!r}")

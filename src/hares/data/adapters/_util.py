@@ -10,25 +10,9 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from hares.data.manifest import Clip, not_utf8
+from hares.data.manifest import Clip, Manifest, count_splits, not_utf8  # noqa: F401  (re-exported for the adapters)
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".aif", ".aiff")
-
-
-class Manifest(list):
-    """A list of clips plus `report`: what the adapter counted (clips per split, skipped rows and why)."""
-
-    def __init__(self, clips: Iterable[Clip] = (), report: dict | None = None) -> None:
-        super().__init__(clips)
-        self.report: dict = dict(report or {})
-        self.report.setdefault("clips", count_splits(self))
-
-
-def count_splits(clips: Iterable[Clip]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for c in clips:
-        counts[c.split] = counts.get(c.split, 0) + 1
-    return dict(sorted(counts.items()))
 
 
 def stable_hash(*parts: str) -> int:

@@ -5,7 +5,8 @@ Google distributes only metadata; audio is whatever the user downloaded. Layout 
   `balanced_train_segments.csv`, `eval_segments.csv`, optionally `unbalanced_train_segments.csv`: three header
   lines starting with `#`, then `YTID, start_seconds, end_seconds, "mid1,mid2,..."` (comma + space separated);
 - audio, one file per segment (already cut to the segment), named by YouTube id, in either convention:
-  PANNs `audios/**/Y<YTID>.wav` (the leading `Y` is stripped) or `audio/**/<YTID>.<wav|flac|...>` (HF mirror).
+  PANNs `Y<YTID>.wav` (the leading `Y` is stripped) or `<YTID>.<wav|flac|...>` (HF mirror), anywhere below
+  `audios/` or `audio/`. The CSVs may also sit one folder down (e.g. `meta/`).
 Split: test = eval_segments; train = balanced (+ unbalanced unless `balanced_only`), of which a seeded 5% of the
 ids (sha256 of the id) is valid. Segments whose audio is missing (dead YouTube videos are common) are skipped and
 counted in `report["missing"]` per CSV; labels are MIDs (a MID absent from class_labels_indices is an error).
@@ -18,7 +19,7 @@ import os
 import re
 from pathlib import Path
 
-from hares.data.adapters._util import AUDIO_EXTENSIONS, Manifest, require_file, unit_hasher
+from hares.data.adapters._util import AUDIO_EXTENSIONS, Manifest, unit_hasher
 from hares.data.manifest import Clip
 
 VALID_FRACTION = 0.05
@@ -86,9 +87,13 @@ def read_segments(path: Path) -> list[tuple[str, float, float, tuple[str, ...]]]
 
 
 def index_audio(root: Path) -> dict[str, str]:
-    """YTID -> audio path, from `audios/` (PANNs, `Y` prefix) and `audio/` (plain ids); one walk, no stat."""
+    """YTID -> audio path, from the files under `audio/` and `audios/` (one walk, no stat).
+
+    A file is named by its YouTube id (`<YTID>.flac`, HF mirror) or, PANNs style, by the id behind a `Y`
+    (`Y<YTID>.wav`, so ids starting with `-` are not read as options). Ids are exactly 11 characters, so a 12-character
+    stem starting with `Y` can only be the PANNs form: the two never collide."""
     found: dict[str, str] = {}
-    for sub, strip_y in (("audio", False), ("audios", True)):
+    for sub in ("audio", "audios"):
         base = root / sub
         if not base.is_dir():
             continue
@@ -97,44 +102,66 @@ def index_audio(root: Path) -> dict[str, str]:
                 stem, ext = os.path.splitext(name)
                 if ext.lower() not in AUDIO_EXTENSIONS:
                     continue
-                if strip_y:
-                    if not stem.startswith("Y"):
-                        continue
+                if len(stem) == 12 and stem[0] == "Y":
                     stem = stem[1:]
                 found.setdefault(stem, os.path.join(dirpath, name))
     return found
 
 
-def build(root: Path, balanced_only: bool = False, valid_fraction: float = VALID_FRACTION) -> Manifest:
-    mids = read_class_labels(require_file(root / "class_labels_indices.csv", "class_labels_indices.csv"))
+def locate(root: Path, name: str) -> Path | None:
+    """`root/name`, else `root/<folder>/name` (e.g. a `meta/` folder), else None."""
+    if (root / name).is_file():
+        return root / name
+    return next(iter(sorted(root.glob(f"*/{name}"))), None)
+
+
+def read_subsets(
+    root: Path, files: tuple[tuple[str, str], ...] = SEGMENT_FILES, optional: tuple[str, ...] = (),
+) -> tuple[list[tuple[str, str, str, tuple[str, ...]]], dict[str, str], dict[str, dict[str, int]]]:  # fmt: skip
+    """The segments of an AudioSet folder that have audio: ([(path, ytid, split, mids)], MID -> display name in
+    class-index order, {"listed": rows per CSV, "missing": rows without audio per CSV}).
+
+    Shared by the evaluation adapter and the pre-training source. `files` are (CSV name, split); those in
+    `optional` may be absent. A malformed row, a MID outside class_labels_indices.csv or an id listed in two CSVs
+    is an error naming the file and line; a segment whose audio is missing (dead videos are common) is counted.
+    """
+    labels_csv = locate(root, "class_labels_indices.csv")
+    if labels_csv is None:
+        raise FileNotFoundError(f"expected class_labels_indices.csv in {root}")
+    mids = read_class_labels(labels_csv)
     if not (root / "audio").is_dir() and not (root / "audios").is_dir():
         raise FileNotFoundError(f"expected the downloaded audio under {root / 'audios'} (PANNs) or {root / 'audio'}")
     audio = index_audio(root)
-    clips, listed, missing = [], {}, {}
+    out, listed, missing = [], {}, {}
     seen: dict[str, str] = {}
-    in_valid = unit_hasher(SEED)
     shared: dict[tuple[str, ...], tuple[str, ...]] = {}  # one tuple object per distinct label set (memory)
-    for name, split in SEGMENT_FILES:
-        path = root / name
-        if name.startswith("unbalanced"):
-            if balanced_only or not path.is_file():
+    known = mids.keys()
+    for name, split in files:
+        path = locate(root, name)
+        if path is None:
+            if name in optional:
                 continue
-        else:
-            require_file(path, f"the AudioSet segment list {name}")
+            raise FileNotFoundError(f"expected the AudioSet segment list {name} in {root}")
         rows = read_segments(path)
         listed[name], missing[name] = len(rows), 0
-        known = mids.keys()
         for ytid, _, _, labels in rows:
             if not known >= set(labels):
                 unknown = [m for m in labels if m not in mids]
                 raise ValueError(f"{path}: {ytid}: label(s) {unknown} not in class_labels_indices.csv")
+            if seen.setdefault(ytid, name) != name:
+                raise ValueError(f"{path}: {ytid} also listed in {seen[ytid]}")
             file = audio.get(ytid)
             if file is None:
                 missing[name] += 1
                 continue
-            if seen.setdefault(ytid, name) != name:
-                raise ValueError(f"{path}: {ytid} also listed in {seen[ytid]}")
-            s = "valid" if split == "train" and in_valid(ytid) < valid_fraction else split
-            clips.append(Clip(file, shared.setdefault(labels, labels), s))
-    report = {"listed": listed, "missing": missing, "audio_files": len(audio)}
+            out.append((file, ytid, split, shared.setdefault(labels, labels)))
+    return out, mids, {"listed": listed, "missing": missing, "audio_files": len(audio)}
+
+
+def build(root: Path, balanced_only: bool = False, valid_fraction: float = VALID_FRACTION) -> Manifest:
+    files = tuple(f for f in SEGMENT_FILES if not (balanced_only and f[0].startswith("unbalanced")))
+    rows, _, report = read_subsets(root, files, optional=("unbalanced_train_segments.csv",))
+    in_valid = unit_hasher(SEED)
+    clips = [Clip(file, labels, "valid" if split == "train" and in_valid(ytid) < valid_fraction else split)
+             for file, ytid, split, labels in rows]  # fmt: skip
     return Manifest(clips, report)

@@ -84,4 +84,7 @@ def build(root: Path, check_audio: bool = True) -> Manifest:
         if unlisted:
             raise ValueError(f"{meta_path}: speakers of iden_split.txt missing, e.g. {unlisted[:3]}")
         report["meta_sets"] = {s: sum(v == s for v in meta.values()) for s in sorted(set(meta.values()))}
+        extra = sorted(set(meta) - {c.label for c in clips})
+        if extra:  # a partial download, or a modified copy (one circulates with invented ids such as id10000)
+            report["meta_not_in_split"] = extra[:20]
     return Manifest(clips, report)
