@@ -16,15 +16,11 @@ import time
 from pathlib import Path
 
 import torch
+from encoders import best_time  # benchmarks/encoders.py: warm-up, then the best of `repeats`
 
 
-def best(fn, repeat: int = 3) -> float:
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
+def best(fn, repeat: int = 2) -> float:
+    return best_time(fn, repeat)
 
 
 def bench_checkpoint(name: str) -> None:

@@ -32,11 +32,13 @@ def test_run_eval_writes_the_report_and_reuses_the_cache(tmp_path, csv_task, tin
     for key in ("hares_version", "git_sha", "packages", "protocol", "encoders", "tasks", "results", "aggregates"):
         assert key in saved
     assert saved["protocol"]["probe"]["max_epochs"] == 15 and saved["protocol"]["probe"]["patience"] == 20
+    assert saved["protocol_version"] == saved["protocol"]["version"] == 2
     assert saved["encoders"]["rnd"]["seed"] == 0 and len(saved["encoders"]["rnd"]["weights_hash"]) == 64
     task = saved["tasks"]["csv:task"]
     assert len(task["manifest_hash"]) == 64 and task["clips_per_split"] == {"test": 18, "train": 36, "valid": 18}
     selected = saved["results"][0]["folds"][0]["selected"]
-    assert [s["seed"] for s in selected] == [0, 1] and {"lr", "weight_decay", "best_epoch"} <= set(selected[0])
+    assert [s["seed"] for s in selected] == [0, 1] and selected[0]["solver"] == "lbfgs"  # the linear probe
+    assert selected[0]["l2"] in saved["protocol"]["probe"]["l2_grid"] and selected[0]["grid_valid"]
     assert (out / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     def no_extraction(*args, **kwargs):
@@ -165,3 +167,16 @@ def test_real_tiny_networks_end_to_end(tmp_path, csv_task):
     results = run_eval(encoders, [f"csv:{csv_task}"], out=tmp_path / "out", cache_dir=tmp_path / "cache", **FAST)
     assert [r["encoder"] for r in results["results"]] == ["random:sf_nfnet_micro", "ckpt"]
     assert results["encoders"]["ckpt"]["embed_dim"] == 1152 and all(r["score"] > 0 for r in results["results"])
+
+
+def test_a_one_class_test_split_fails_clearly_before_any_probe(tmp_path, csv_task, monkeypatch):
+    rows = csv_task.read_text().splitlines()
+    kept = [r for r in rows[1:] if not (r.endswith(",test") and not r.split(",")[1] == "low")]
+    csv_task.write_text("\n".join([rows[0], *kept]) + "\n")  # test split: only "low" clips
+
+    def no_probe(*args, **kwargs):
+        raise AssertionError("a probe was trained")
+
+    monkeypatch.setattr("hares.evaluate.run.train_probe", no_probe)
+    with pytest.raises(ValueError, match="csv:task: every test clip has the same class"):
+        run_eval(["logmel"], [f"csv:{csv_task}"], cache_dir=tmp_path / "cache", **FAST)

@@ -41,6 +41,8 @@ def test_rerun_without_resume_refuses_and_keeps_the_trained_model(tmp_path: Path
     assert (out / "encoder.safetensors").read_bytes() == encoder and (out / "metrics.jsonl").read_text() == metrics
     assert latest_checkpoint(out).name == "step_00000012"
 
+    bad_data = _cli(tmp_path / "no_such_data", out, "--steps", "3", "--overwrite")
+    assert main(bad_data) == 2 and (out / "encoder.safetensors").read_bytes() == encoder  # data checked first
     assert main(_cli(tone_folder, out, "--steps", "3", "--overwrite")) == 0  # asked for explicitly: a fresh run
     assert latest_checkpoint(out).name == "step_00000003"
     assert [json.loads(r)["step"] for r in (out / "metrics.jsonl").read_text().splitlines()] == [1, 2, 3]

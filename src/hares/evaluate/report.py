@@ -3,7 +3,8 @@
 
 All are rendered from the results dict of `run_eval` (or a merge of runs, `hares report`) and written atomically.
 Intervals and paired tests come from `hares.evaluate.stats`; published reference columns from
-`hares.evaluate.references`.
+`hares.evaluate.references`. Per-layer encoders (`@layers=all`) add a per-layer section to report.md and
+`report_layers.png` (`hares.evaluate.layers`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from hares.evaluate.layers import has_layers, plot_layers, render_layers_markdown
 from hares.evaluate.metrics import DOMAINS, domain_averages, hares_score
 from hares.io import atomic_path, write_json, write_text
 
@@ -186,6 +188,8 @@ def render_markdown(results: dict[str, Any]) -> str:
                   + "; ".join(mismatch) + ". Scores from different protocols are not strictly comparable."]
     lines += _markdown_paired(results)
     lines += _markdown_details(results)
+    if has_layers(results):
+        lines += render_layers_markdown(results)
     return "\n".join(lines) + "\n"
 
 
@@ -238,7 +242,12 @@ def _markdown_details(results: dict[str, Any]) -> list[str]:
                      f"weights sha256 `{info['weights_hash'][:16]}`")  # fmt: skip
     probe = results.get("protocol", {}).get("probe", {})
     if probe:
-        lines.append(f"- probe: lr {list(probe['lrs'])} x weight decay {list(probe['weight_decays'])}, batch "
+        version = results.get("protocol_version", 1)
+        if probe.get("linear_solver", "adam") == "lbfgs":
+            lines.append(f"- linear probe (protocol v{version}): full-batch L-BFGS over L2 {list(probe['l2_grid'])}, "
+                         f"chosen on validation")  # fmt: skip
+        adam = "MLP probe" if probe.get("linear_solver", "adam") == "lbfgs" else f"probe (protocol v{version})"
+        lines.append(f"- {adam}: Adam, lr {list(probe['lrs'])} x weight decay {list(probe['weight_decays'])}, batch "
                      f"{probe['batch_size']}, <= {probe['max_epochs']} epochs, patience {probe['patience']}, "
                      f"seeds {list(probe['seeds'])}; full record in results.json")  # fmt: skip
     return lines
@@ -287,7 +296,9 @@ def plot_paired(results: dict[str, Any], path: str | os.PathLike) -> None:
     pairs = list(dict.fromkeys((t["a"], t["b"]) for t in paired))
     if not pairs:
         return
-    targets = list(dict.fromkeys(t["target"] for t in paired))
+    _, domains, _ = _layout(results)
+    order = {t: i for i, t in enumerate([t for ts in domains.values() for t in ts])}
+    targets = sorted(dict.fromkeys(t["target"] for t in paired), key=lambda t: (t not in order, order.get(t, 0)))
     fig = Figure(figsize=(4.2 * min(len(pairs), 4), 0.9 + 0.32 * len(targets) * -(-len(pairs) // 4)))
     axes = fig.subplots(-(-len(pairs) // 4), min(len(pairs), 4), squeeze=False, sharey=True).ravel()
     ys = {t: -i for i, t in enumerate(targets)}
@@ -306,6 +317,9 @@ def plot_paired(results: dict[str, Any], path: str | os.PathLike) -> None:
         ax.set_visible(False)
     axes[0].set_yticks(list(ys.values()))
     axes[0].set_yticklabels([_target_name(t) for t in targets], fontsize=8)
+    stats = results["stats"]
+    fig.suptitle(f"paired differences, {round(100 * stats['confidence'])}% intervals; filled: significant at "
+                 f"{stats['alpha']:g} after Holm ({len(paired)} tests)", fontsize=9, y=1.0)  # fmt: skip
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
 
@@ -330,4 +344,6 @@ def write_report(results: dict[str, Any], out: str | os.PathLike, compare: Seque
     if results.get("stats", {}).get("paired"):
         write_text(out / "paired.csv", render_paired_csv(results))
         plot_paired(results, out / "paired.png")
+    if has_layers(results):
+        plot_layers(results, out / "report_layers.png")
     write_json(out / "results.json", results)

@@ -35,6 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--allow-protocol-mismatch", action="store_true",
                    help="merge runs whose protocol values differ (the report lists the differences)")  # fmt: skip
     p.add_argument("--device", default="auto", help="where the bootstrap runs: cpu, cuda ... (default: cuda if any)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_stats_options(p)
     p.set_defaults(func=cmd_report)
 
@@ -53,7 +54,7 @@ def cmd_report(args: argparse.Namespace) -> int:
             get_reference(ref)
         results, predictions = merge_runs(args.runs, allow_protocol_mismatch=args.allow_protocol_mismatch)
         finish_results(results, predictions, resamples=args.resamples, stats_seed=args.stats_seed,
-                       device=_resolve_device(args.device))  # fmt: skip
+                       device=_resolve_device(args.device), progress=not args.no_progress)  # fmt: skip
         write_merged(results, args.out)
         write_report(results, args.out, compare=args.compare)
     except (FileNotFoundError, KeyError, ValueError) as e:

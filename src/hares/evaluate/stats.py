@@ -13,7 +13,7 @@ The method (docs/STATISTICS.md has the reasoning and the measured coverage):
   S (often 3) seeds.
 - **Aggregates.** Every task's test set is resampled in each replicate (they are independent), so the domain
   averages and the HARES score have replicates, hence intervals.
-- **Intervals.** Percentile intervals of the replicates (95% by default).
+- **Intervals.** Bias-corrected (BC) percentile intervals of the replicates (95% by default).
 - **Paired tests.** Two encoders are compared on the same drawn clips: the variance of their difference is the
   paired clip-bootstrap variance plus both seed variances, tested with Welch-Satterthwaite t (p-values are not
   limited to 1/resamples, which matters after a multiple-comparison correction). All paired tests of a report
@@ -33,7 +33,7 @@ import json
 import math
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,10 +51,10 @@ SMALL_TEST = 100  # fewer test clips than this: the interval is wide and the boo
 DRAW_BUDGET = 1 << 22  # clip draws generated per block (fixed, so draws do not depend on memory settings)
 WORK_BUDGET = 1 << 22  # elements per block of the weighted-AP computation (B_block * ranks kept)
 METHOD = (
-    "score intervals: percentile bootstrap over test clips (stratified by fold; mAP resamples clips) of the "
-    "seed-mean score, plus the probe-seed spread (s^2/S, Student t with S-1 df); aggregates resample every task "
-    "jointly; paired tests: the same clip draws for both encoders, Welch-Satterthwaite t on the paired bootstrap "
-    "variance plus both seed variances; Holm correction over all paired tests"
+    "score intervals: bias-corrected percentile bootstrap over test clips (stratified by fold; mAP resamples "
+    "clips) of the seed-mean score, plus the probe-seed spread (s^2/S, Student t with S-1 df); aggregates "
+    "resample every task jointly; paired tests: the same clip draws for both encoders, Welch-Satterthwaite t on "
+    "the paired bootstrap variance plus both seed variances; Holm correction over all paired tests"
 )
 
 
@@ -216,7 +216,11 @@ def _weights(rng: np.random.Generator, n: int, b: int) -> np.ndarray:
 
 
 def task_replicates(
-    preds: Mapping[str, TaskPredictions], resamples: int, seed: int, device: str | torch.device = "cpu"
+    preds: Mapping[str, TaskPredictions],
+    resamples: int,
+    seed: int,
+    device: str | torch.device = "cpu",
+    progress: Callable[[int], Any] | None = None,
 ) -> dict[str, Replicates]:
     """Bootstrap replicates of one task's score for each encoder, on clip draws shared by all encoders."""
     first = next(iter(preds.values()))
@@ -238,6 +242,8 @@ def task_replicates(
             w = _weights(rng, n, min(block, resamples - i))
             for e, p in preds.items():
                 per_seed[e][:, i : i + len(w)] += fold_scores(p.folds[k], p.metric, w, device)
+            if progress is not None:
+                progress(len(w))
     out = {}
     for e, p in preds.items():
         s_count = len(p.seeds)
@@ -257,11 +263,22 @@ def task_replicates(
     return out
 
 
-def interval(replicates: np.ndarray, confidence: float = CONFIDENCE) -> tuple[float, float]:
-    """Percentile interval of bootstrap replicates of a score in percent (kept inside [0, 100]: the seed term's
-    t draws are unbounded, a score is not)."""
-    tail = 100 * (1 - confidence) / 2
-    lo, hi = np.clip(np.nanpercentile(replicates, [tail, 100 - tail]), 0.0, 100.0)
+def interval(replicates: np.ndarray, estimate: float, confidence: float = CONFIDENCE) -> tuple[float, float]:
+    """Bias-corrected percentile interval (Efron's BC) of bootstrap replicates of a score in percent, kept inside
+    [0, 100] (the seed term's t draws are unbounded, a score is not).
+
+    The correction matters for mAP: clips drawn twice tie with themselves, which lifts a resampled AP, so the
+    replicates sit above the estimate (plain percentiles covered the true mAP 89% of the time in a simulation, BC
+    95%, docs/STATISTICS.md). For accuracy the replicates are centred on the estimate and BC is the percentile
+    interval."""
+    from scipy.stats import norm
+
+    r = replicates[np.isfinite(replicates)]
+    below = (np.sum(r < estimate) + 0.5 * np.sum(r == estimate)) / len(r)
+    z0 = norm.ppf(np.clip(below, 0.5 / len(r), 1 - 0.5 / len(r)))
+    z = norm.ppf(0.5 + confidence / 2)
+    q = 100 * norm.cdf([2 * z0 - z, 2 * z0 + z])
+    lo, hi = np.clip(np.percentile(r, q), 0.0, 100.0)
     return float(lo), float(hi)
 
 
@@ -302,6 +319,7 @@ def compute_stats(
     confidence: float = CONFIDENCE,
     alpha: float = ALPHA,
     device: str | torch.device = "cpu",
+    progress: bool = False,
 ) -> dict[str, Any]:
     """Add intervals and paired tests to a results dict (in place; returned too).
 
@@ -319,18 +337,22 @@ def compute_stats(
     missing = [key for key in rows if key not in predictions]
     if missing:
         raise ValueError(f"no stored test predictions for (encoder, task) {missing[:5]}; re-run `hares eval`")
+    from tqdm.auto import tqdm
+
     reps: dict[tuple[str, str], Replicates] = {}
     notes = []
+    folds = {t: len(next(predictions[e, t] for e in encoders if (e, t) in rows).folds) for t in tasks}
+    bar = tqdm(total=resamples * sum(folds.values()), desc="bootstrap", unit="resample", disable=not progress)
     for task in tasks:
         group = {e: predictions[e, task] for e in encoders if (e, task) in rows}
-        for e, r in task_replicates(group, resamples, seed, device).items():
+        for e, r in task_replicates(group, resamples, seed, device, bar.update).items():
             reps[e, task] = r
             row = rows[e, task]
             recomputed = float(seed_scores(group[e]).mean())
             if abs(recomputed - row["score"]) > 1e-6 * max(1.0, abs(row["score"])):
                 raise ValueError(f"{e} / {task}: the stored predictions score {recomputed:.4f}, the results "
                                  f"{row['score']:.4f}; the predictions do not belong to this result")  # fmt: skip
-            row["ci_low"], row["ci_high"] = interval(r.total, confidence)
+            row["ci_low"], row["ci_high"] = interval(r.total, row["score"], confidence)
             row["num_test"] = group[e].num_test
             if row["num_test"] < SMALL_TEST:
                 row["ci_note"] = (
@@ -340,16 +362,17 @@ def compute_stats(
                 notes.append(f"{task}: {row['ci_note']}")
             if len(group[e].seeds) == 1:
                 notes.append(f"{e}: one probe seed, so the intervals cover the test sample only, not the probe seed")
+    bar.close()
     benchmark = list_tasks()
     domains = {r["task"]: r["domain"] for r in results["results"]}
     agg_reps = {e: _aggregate_replicates({t: reps[e, t] for t in tasks if (e, t) in reps}, domains, benchmark)
                 for e in encoders}  # fmt: skip
     for e in encoders:
-        a = agg_reps[e]
-        results.setdefault("aggregates", {}).setdefault(e, {})["ci"] = {
-            "domains": {d: interval(v.total, confidence) for d, v in a["domains"].items()},
-            "hares": None if a["hares"] is None else interval(a["hares"].total, confidence),
-            "mean": interval(a["mean"].total, confidence),
+        a, observed = agg_reps[e], results["aggregates"][e]
+        observed["ci"] = {
+            "domains": {d: interval(v.total, observed["domains"][d], confidence) for d, v in a["domains"].items()},
+            "hares": None if a["hares"] is None else interval(a["hares"].total, observed["hares"], confidence),
+            "mean": interval(a["mean"].total, observed["mean"], confidence),
         }
     paired = _paired_tests(encoders, tasks, rows, reps, agg_reps, results["aggregates"], domains, confidence)
     adjusted = holm([t["p"] for t in paired]) if paired else []

@@ -163,9 +163,6 @@ def pretrain(cfg: PretrainConfig) -> Path:
     if cfg.batch_size % env.world_size:
         raise ValueError(f"global batch {cfg.batch_size} is not divisible by the world size {env.world_size}")
     per_rank = cfg.batch_size // env.world_size
-    if main:
-        claim_run_folder(out, resume=cfg.resume, overwrite=cfg.overwrite)  # --overwrite: the old run goes now
-        check_output_dir(out, "--out")
     torch.manual_seed(cfg.seed + env.rank)
     np.random.seed(cfg.seed + env.rank)
 
@@ -181,6 +178,9 @@ def pretrain(cfg: PretrainConfig) -> Path:
         if changes:
             raise RunFolderError(f"cannot resume {out} with different settings ({'; '.join(changes)}); "
                                  "use a new --out (or --overwrite) to train with them")  # fmt: skip
+    if main:  # the data opened: only now may --overwrite delete the previous run
+        claim_run_folder(out, resume=cfg.resume, overwrite=cfg.overwrite)
+        check_output_dir(out, "--out")
 
     # --- model: the objective owns frontend, encoder and heads
     encoder = create_model(cfg.model, **cfg.model_kwargs)
