@@ -242,7 +242,12 @@ def _markdown_details(results: dict[str, Any]) -> list[str]:
                      f"weights sha256 `{info['weights_hash'][:16]}`")  # fmt: skip
     probe = results.get("protocol", {}).get("probe", {})
     if probe:
-        lines.append(f"- probe: lr {list(probe['lrs'])} x weight decay {list(probe['weight_decays'])}, batch "
+        version = results.get("protocol_version", 1)
+        if probe.get("linear_solver", "adam") == "lbfgs":
+            lines.append(f"- linear probe (protocol v{version}): full-batch L-BFGS over L2 {list(probe['l2_grid'])}, "
+                         f"chosen on validation")  # fmt: skip
+        adam = "MLP probe" if probe.get("linear_solver", "adam") == "lbfgs" else f"probe (protocol v{version})"
+        lines.append(f"- {adam}: Adam, lr {list(probe['lrs'])} x weight decay {list(probe['weight_decays'])}, batch "
                      f"{probe['batch_size']}, <= {probe['max_epochs']} epochs, patience {probe['patience']}, "
                      f"seeds {list(probe['seeds'])}; full record in results.json")  # fmt: skip
     return lines

@@ -33,6 +33,7 @@ from hares.io import check_output_dir
 from hares.schema import Float, check_overrides, fixed_fields, settable_fields
 
 DEFAULT_MAX_BAD_FRACTION = 0.01
+PROTOCOL_VERSION = 2  # docs/PROTOCOL.md; v2: the probe converges (L-BFGS linear probe, step-counted Adam budget)
 PACKAGES = ("torch", "numpy", "scipy", "scikit-learn", "soundfile", "soxr", "safetensors", "timm", "matplotlib")
 
 
@@ -71,6 +72,7 @@ class Protocol:
 
     def as_dict(self) -> dict[str, Any]:
         return {
+            "version": PROTOCOL_VERSION,
             "probe": dataclasses.asdict(self.probe),
             "clip_policy": dataclasses.asdict(self.policy),
             "frontend": FRONTEND_CONFIG,
@@ -205,8 +207,7 @@ def evaluate_task(
     index = {(c.path, c.start, c.end): i for i, c in reversed(list(enumerate(clips)))}
     folds = spec.splits(list(clips))
     cfg = protocol.probe
-    bar = tqdm(total=len(folds) * len(cfg.seeds) * cfg.max_epochs, desc=f"probe {label} / {spec.name}",
-               unit="epoch", disable=not progress)  # fmt: skip
+    bar = tqdm(total=0, desc=f"probe {label} / {spec.name}", disable=not progress)
     fold_results, fold_predictions = [], []
     base = os.path.commonpath([c.path for c in clips]) if clips else ""
     for fold, sets in folds:
@@ -222,10 +223,11 @@ def evaluate_task(
                 test_ids = [f"{os.path.relpath(c.path, base)}|{c.start:g}|{c.end:g}" for c, k in zip(sets[split], keep)
                             if k]  # fmt: skip
         check_test_targets(f"{spec.name}{'/' + fold if fold else ''}", data["test"][1], spec.multilabel)
+        bar.total += len(cfg.seeds) * cfg.progress_units(spec.probe, len(data["train"][0]))  # grid points or epochs
+        bar.refresh()
         result = train_probe(data["train"], data["valid"], data["test"], kind=spec.probe, multilabel=spec.multilabel,
                              num_classes=len(classes), metric=spec.metric, cfg=cfg, device=device,
                              progress=bar.update)  # fmt: skip
-        bar.update(sum(cfg.max_epochs - s["epochs_run"] for s in result["seeds"]))
         sizes = {s: len(data[s][0]) for s in data}
         logits = np.stack(result.pop("test_logits"))  # (S, N_test, C)
         fold_predictions.append(FoldPredictions(fold or "", data["test"][1].numpy(), logits, np.array(test_ids, str)))
@@ -252,22 +254,7 @@ def evaluate_task(
                 "sizes": f["sizes"],
                 "score": 100 * f["test"],
                 "std": 100 * f["test_std"],
-                "selected": [
-                    {
-                        k: s[k]
-                        for k in (
-                            "seed",
-                            "lr",
-                            "weight_decay",
-                            "best_epoch",
-                            "valid",
-                            "test",
-                            "epochs_run",
-                            "grid_valid",
-                        )
-                    }
-                    for s in f["seeds"]
-                ],
+                "selected": f["seeds"],  # the chosen grid point per seed, and the validation score of every point
             }
             for f in fold_results
         ],
@@ -367,6 +354,7 @@ def run_eval(
     results: dict[str, Any] = {
         **provenance(),
         "device": str(dev) + (f" ({torch.cuda.get_device_name(dev)})" if dev.type == "cuda" else ""),
+        "protocol_version": PROTOCOL_VERSION,
         "precision": precision,
         "extraction_ranks": world,
         "protocol": protocol.as_dict(),
