@@ -10,7 +10,8 @@ and published counts are in docs/DATASETS.md.
     >>> clips = task.build_manifest("/data")          # reads /data/ESC-50 or /data/ESC-50-master
     >>> for name, sets in task.splits(clips): ...     # 5 folds: test = fold i, valid = fold i+1, train = rest
 
-Custom tasks: `get_task("csv:/path/manifest.csv")` (`make_task`; the CSV format is in `hares.data.adapters.csv_task`).
+Custom tasks: `get_task("csv:/path/manifest.csv")` (`make_task`; the CSV format is in `hares.data.adapters.csv_task`)
+and HEAR task folders `get_task("hear:/path/tasks/esc50-v2.0.0-full")` (see `hares.data.adapters.hear_task`).
 """
 
 from __future__ import annotations
@@ -74,9 +75,9 @@ class TaskSpec:
 
     def candidates(self, data_root: str | os.PathLike | None) -> list[Path]:
         """Every folder `locate` tries, in order (for a CSV task: the CSV's folder, whatever the data root)."""
-        source = dict(self.options).get("path") if self.adapter == "csv_task" else None
-        if source:
-            return [Path(source).parent] if Path(source).is_file() else []
+        source = dict(self.options).get("path") if self.adapter in ("csv_task", "hear_task") else None
+        if source:  # a CSV file's folder, or a HEAR task folder itself
+            return [Path(source).parent] if Path(source).is_file() else [Path(source)] if Path(source).is_dir() else []
         root = Path(data_root or ".").expanduser()
         out = [root / f for f in self.folders]
         if root.name in self.folders:  # the data root is the dataset folder itself: tried last
@@ -303,11 +304,16 @@ def list_tasks(pattern: str = "*") -> list[str]:
 
 
 def get_task(name: str, **kwargs: Any) -> TaskSpec:
-    """A HARES task by name, or a custom one: `csv:PATH` (kwargs: `domain`, `name`; see `make_task`)."""
+    """A HARES task by name, or a custom one: `csv:PATH` or a HEAR task folder `hear:DIR` (kwargs: `domain`,
+    `name`; see `make_task`, `hear_task.make_task`)."""
     if name.startswith("csv:"):
         return make_task(name[4:], **kwargs)
+    if name.startswith("hear:"):
+        from hares.data.adapters import hear_task
+
+        return hear_task.make_task(name[5:], **kwargs)
     if kwargs:
         raise TypeError(f"get_task({name!r}) takes no options; got {sorted(kwargs)}")
     if name not in TASKS:
-        raise KeyError(f"unknown task {name!r}; choose from: {', '.join(TASKS)} or csv:PATH")
+        raise KeyError(f"unknown task {name!r}; choose from: {', '.join(TASKS)}, csv:PATH or hear:DIR")
     return TASKS[name]

@@ -73,20 +73,6 @@ def test_stopped_head_is_frozen():
     assert not torch.allclose(w[0].detach(), before)
 
 
-def test_linear_probe_within_one_point_of_tuned_sklearn_logistic_regression():
-    (xtr, ytr), (xva, yva), (xte, yte) = blobs([8000, 2000, 4000], classes=10, dim=32, seed=0)
-    result = train_probe((ArrayRows(xtr), torch.tensor(ytr)), (ArrayRows(xva), torch.tensor(yva)),
-                         (ArrayRows(xte), torch.tensor(yte)), num_classes=10, cfg=ProbeConfig(seeds=(0,)))  # fmt: skip
-    scaler = StandardScaler().fit(xtr)
-    best = max(
-        (LogisticRegression(C=c, max_iter=1000).fit(scaler.transform(xtr), ytr) for c in (1e-3, 1e-2, 0.1, 1)),
-        key=lambda m: m.score(scaler.transform(xva), yva),  # tuned on the same validation split
-    )
-    sklearn_acc = best.score(scaler.transform(xte), yte)
-    assert result["test"] > 0.8
-    assert abs(result["test"] - sklearn_acc) <= 0.01, (result["test"], sklearn_acc)
-
-
 def _features(x: np.ndarray, mean, std) -> _Features:
     return _Features(ArrayRows(x), mean, std, torch.device("cpu"), 1 << 30)
 
@@ -95,7 +81,7 @@ def test_selection_uses_validation_only_and_restores_best_weights():
     (xtr, ytr), (xva, yva), (xte, yte) = blobs([600, 300, 300], classes=4, dim=16, seed=1, sep=0.4)
     mean, std = standardizer(ArrayRows(xtr))
     xs = [_features(x, mean, std) for x in (xtr, xva, xte)]
-    cfg = ProbeConfig(max_epochs=60, patience=5, seeds=(0,))
+    cfg = ProbeConfig(max_epochs=60, patience=5, seeds=(0,), max_steps=0, patience_steps=0)  # epochs only
     ys = [torch.tensor(y) for y in (ytr, yva, yte)]
     record, model = _train_seed(xs, ys, "linear", False, 4, accuracy, cfg, 0, torch.device("cpu"), None)
     grid_valid = [g["valid"] for g in record["grid_valid"]]
@@ -121,7 +107,7 @@ def test_mlp_probe_multilabel_map_and_seeds():
     proj = rng.normal(size=(dim, classes))
     y = ((x @ proj + 0.5 * rng.normal(size=(n, classes))) > 1.0).astype(np.uint8)  # (N, C) multi-hot
     splits = [(ArrayRows(x[a:b]), torch.from_numpy(y[a:b])) for a, b in ((0, 500), (500, 700), (700, 900))]
-    cfg = ProbeConfig(max_epochs=40, seeds=(0, 1), mlp_hidden=32)
+    cfg = ProbeConfig(max_epochs=40, seeds=(0, 1), mlp_hidden=32, max_steps=0, patience_steps=0)
     result = train_probe(*splits, kind="mlp", multilabel=True, num_classes=classes, metric="mAP", cfg=cfg)
     chance = mean_average_precision(rng.random((200, classes)), y[700:])
     assert result["test"] > chance + 0.3
@@ -176,3 +162,88 @@ def test_test_logits_are_the_chosen_heads_raw_outputs_per_seed():
         assert isinstance(logits, np.ndarray) and logits.dtype == np.float32 and logits.shape == (120, 3)
         assert accuracy(torch.from_numpy(logits), torch.tensor(yte)) == pytest.approx(seed["test"])
         assert "test_logits" not in seed  # the per-seed records stay JSON-sized
+
+
+WIDE_C = tuple(10.0 ** np.arange(-5, 3.1, 0.5))  # 1e-5 .. 1e3
+
+
+def _sklearn_tuned(splits, cs=WIDE_C):
+    """Test score of scikit-learn's LogisticRegression with C chosen on validation (same features), and the C."""
+    (xtr, ytr), (xva, yva), (xte, yte) = splits
+    scaler = StandardScaler().fit(xtr)
+    fits = [LogisticRegression(C=c, max_iter=2000).fit(scaler.transform(xtr), ytr) for c in cs]
+    best = max(fits, key=lambda m: m.score(scaler.transform(xva), yva))  # first best: the strongest L2
+    return best.score(scaler.transform(xte), yte), best.C
+
+
+def _probe(splits, **kw):
+    rows = [(ArrayRows(x), torch.tensor(y)) for x, y in splits]
+    return train_probe(*rows, num_classes=int(splits[0][1].max()) + 1, **kw)
+
+
+def _check_lbfgs_against_sklearn(n_train: int, cs: tuple[float, ...]) -> None:
+    splits = blobs([n_train, 2000, 4000], classes=10, dim=48, seed=4, sep=0.25)
+    result = _probe(splits, cfg=ProbeConfig(seeds=(0, 1)))
+    sklearn_acc, c = _sklearn_tuned(splits, cs)
+    assert 0.4 < sklearn_acc < 0.95  # neither trivial nor hopeless: regularisation matters
+    assert abs(result["test"] - sklearn_acc) <= 0.005, (result["test"], sklearn_acc, c, result["seeds"][0]["l2"])
+    first, second = result["seeds"]
+    assert first["test"] == second["test"] and result["test_std"] == 0.0  # convex, full batch: seed-independent
+    (xte, yte) = splits[2]
+    shuffled = _probe([*splits[:2], (xte, np.random.default_rng(0).permutation(yte))], cfg=ProbeConfig(seeds=(0,)))
+    assert shuffled["seeds"][0]["grid_valid"] == first["grid_valid"]  # test labels never influence a choice
+    assert all(p["converged"] for p in first["grid_valid"])
+    scores = [p["valid"] for p in first["grid_valid"]]
+    assert first["valid"] == max(scores) and first["l2"] == ProbeConfig().l2_grid[scores.index(max(scores))]
+    assert first["points_run"] <= scores.index(max(scores)) + 1 + ProbeConfig().path_patience
+
+
+def test_lbfgs_linear_probe_small_split_within_half_a_point_of_tuned_sklearn():
+    _check_lbfgs_against_sklearn(1500, tuple(10.0 ** np.arange(-4, 2.1)))  # batch 1024 > a tenth of the split
+
+
+@pytest.mark.slow
+def test_lbfgs_linear_probe_large_split_within_half_a_point_of_tuned_sklearn():
+    _check_lbfgs_against_sklearn(12000, WIDE_C)
+
+
+def test_lbfgs_reaches_the_regularised_optimum():
+    """At a fixed L2 the fit equals scikit-learn's at C = 1 / (l2 N) (same objective, same tolerance)."""
+    splits = blobs([800, 200, 200], classes=4, dim=12, seed=5, sep=0.4)
+    l2 = 0.01
+    result = _probe(splits, cfg=ProbeConfig(seeds=(0,), l2_grid=(l2,), lbfgs_tol=1e-6))
+    scaler = StandardScaler().fit(splits[0][0])
+    ref = LogisticRegression(C=1 / (l2 * 800), tol=1e-8, max_iter=5000).fit(
+        scaler.transform(splits[0][0]), splits[0][1]
+    )
+    ref_logits = ref.decision_function(scaler.transform(splits[2][0]))
+    ours = result["test_logits"][0]
+    # softmax is shift-invariant: compare centred logits
+    np.testing.assert_allclose(ours - ours.mean(1, keepdims=True), ref_logits - ref_logits.mean(1, keepdims=True),
+                               atol=1e-3)  # fmt: skip
+
+
+def test_lbfgs_multilabel_is_one_vs_rest_logistic_regression():
+    rng = np.random.default_rng(6)
+    x = rng.normal(size=(700, 10)).astype(np.float32) * 3 + 1
+    y = ((x @ rng.normal(size=(10, 3)) + 2 * rng.normal(size=(700, 3))) > 0).astype(np.uint8)
+    splits = [(ArrayRows(x[a:b]), torch.from_numpy(y[a:b])) for a, b in ((0, 500), (500, 600), (600, 700))]
+    l2 = 0.02
+    result = train_probe(*splits, multilabel=True, num_classes=3, metric="mAP",
+                         cfg=ProbeConfig(seeds=(0,), l2_grid=(l2,), lbfgs_tol=1e-6))  # fmt: skip
+    scaler = StandardScaler().fit(x[:500])
+    for c in range(3):
+        ref = LogisticRegression(C=1 / (l2 * 500), tol=1e-8, max_iter=5000).fit(scaler.transform(x[:500]), y[:500, c])
+        np.testing.assert_allclose(result["test_logits"][0][:, c], ref.decision_function(scaler.transform(x[600:])),
+                                   atol=1e-3)  # fmt: skip
+
+
+def test_probe_config_rejects_values_outside_their_declared_range():
+    with pytest.raises(ValueError, match="linear_solver"):
+        ProbeConfig(linear_solver="sgd")
+    with pytest.raises(ValueError, match="l2_grid"):
+        ProbeConfig(l2_grid=(1.0, -1.0))
+    with pytest.raises(ValueError, match="empty"):
+        ProbeConfig(lrs=())
+    assert ProbeConfig().epoch_budget(1900) == (1000, 100)  # 2 steps per epoch: steps count, not epochs
+    assert ProbeConfig().epoch_budget(2_000_000) == (200, 20)

@@ -32,11 +32,13 @@ def test_run_eval_writes_the_report_and_reuses_the_cache(tmp_path, csv_task, tin
     for key in ("hares_version", "git_sha", "packages", "protocol", "encoders", "tasks", "results", "aggregates"):
         assert key in saved
     assert saved["protocol"]["probe"]["max_epochs"] == 15 and saved["protocol"]["probe"]["patience"] == 20
+    assert saved["protocol_version"] == saved["protocol"]["version"] == 2
     assert saved["encoders"]["rnd"]["seed"] == 0 and len(saved["encoders"]["rnd"]["weights_hash"]) == 64
     task = saved["tasks"]["csv:task"]
     assert len(task["manifest_hash"]) == 64 and task["clips_per_split"] == {"test": 18, "train": 36, "valid": 18}
     selected = saved["results"][0]["folds"][0]["selected"]
-    assert [s["seed"] for s in selected] == [0, 1] and {"lr", "weight_decay", "best_epoch"} <= set(selected[0])
+    assert [s["seed"] for s in selected] == [0, 1] and selected[0]["solver"] == "lbfgs"  # the linear probe
+    assert selected[0]["l2"] in saved["protocol"]["probe"]["l2_grid"] and selected[0]["grid_valid"]
     assert (out / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     def no_extraction(*args, **kwargs):

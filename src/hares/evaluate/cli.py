@@ -13,7 +13,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "eval",
         help="evaluate encoders on HARES tasks (linear/MLP probes on cached embeddings) and write a report",
         description="Writes OUT/report.csv, report.md (Table-4 style), report.png and results.json (provenance). "
-        "Encoders: [LABEL=]NAME:PATH.safetensors, [LABEL=]random:NAME[@SEED], logmel.",
+        "Encoders: [LABEL=]NAME:PATH.safetensors, [LABEL=]random:NAME[@SEED], logmel, hear:MODULE[:WEIGHTS] "
+        "(a HEAR 2021 module), hf:PATH_OR_ID[@layer=K] (transformers, offline), py:MODULE:FACTORY; add @layers=all "
+        "to a hares network or hf: spec to probe every layer.",
     )
     p.add_argument(
         "--encoder",
@@ -22,7 +24,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="[LABEL=]SPEC",
         help="repeat for several encoders, e.g. simclr=sf_nfnet_micro:runs/x/encoder.safetensors",
     )
-    p.add_argument("--tasks", required=True, help="comma-separated task names, csv:PATH for custom tasks, or all")
+    p.add_argument("--tasks", required=True,
+                   help="comma-separated task names, csv:PATH (custom tasks), hear:DIR (HEAR task folders), or all")
     p.add_argument("--data-root", default=None, help="folder holding the datasets (see `hares tasks`)")
     p.add_argument("--out", default=None, help="output folder for the report (required unless --plan)")
     p.add_argument("--cache-dir", default=None, help="embedding cache (default $HARES_CACHE or ~/.cache/hares)")

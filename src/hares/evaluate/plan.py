@@ -9,9 +9,10 @@ embeddings are already cached, and estimated extraction and probe times:
   among the `num_workers` workers; on a GPU, or a CPU with a core for every worker and torch thread, it overlaps
   the network (the larger of the two counts), else the two add up. For a large network decoding hides behind
   it; for a small network on short 8 kHz clips it dominates (BENCHMARKS.md compares plan and run);
-- probe: FLOPs of the grid (every lr x weight decay head trained at once, forward + weight gradients on train,
-  forward on valid, per epoch) for `max_epochs` epochs, seeds and folds, at `PROBE_EFFICIENCY` of this device's
-  measured matmul peak. Early stopping usually ends sooner: the figure is an upper bound.
+- probe: FLOPs of one pass (forward + weight gradients on train, forward on valid) times the passes the
+  protocol-v2 probe makes (`ProbeConfig.plan_passes`: the linear L-BFGS path ~50 loss evaluations per L2 point,
+  once; the MLP's Adam grid, every head at once, for its epoch budget per seed), summed over folds, at
+  `PROBE_EFFICIENCY` of this device's measured matmul peak. Early stopping usually ends sooner: an upper estimate.
 """
 
 from __future__ import annotations
@@ -161,9 +162,11 @@ def plan_eval(
                 decoding = t["clips"] * decode_seconds(t["clips_list"], policy, frontend) / max(1, num_workers)
                 cores_free = dev.type == "cuda" or (os.cpu_count() or 1) >= torch.get_num_threads() + num_workers
                 extraction = max(network, decoding) if cores_free and num_workers else network + decoding
-            heads, seeds = len(cfg.grid()), len(cfg.seeds)
-            flops = sum(probe_flops(t["probe"], n, v, int(encoder.embed_dim), t["classes"], cfg.mlp_hidden, heads)
-                        for n, v in t["folds"]) * cfg.max_epochs * seeds  # fmt: skip
+            flops = 0.0
+            for n, v in t["folds"]:  # ProbeConfig.plan_passes: L-BFGS path or Adam grid (protocol v2)
+                heads, passes, seeds = cfg.plan_passes(t["probe"], n)
+                dim = int(encoder.embed_dim)
+                flops += probe_flops(t["probe"], n, v, dim, t["classes"], cfg.mlp_hidden, heads) * passes * seeds
             plan["rows"].append(
                 {
                     "encoder": label,
@@ -202,7 +205,7 @@ def render_plan(plan: dict[str, Any]) -> str:
                      f"{_hms(r['probe_s']):>9s}")  # fmt: skip
     lines.append(
         f"total <= {_hms(plan['total_s'])} on {plan['device']} ({plan['precision']}, batch {plan['batch_size']}); "
-        f"matmul peak {plan['matmul_peak_gflop_per_s']:.0f} GFLOP/s. Probe times are upper bounds (max_epochs, "
+        f"matmul peak {plan['matmul_peak_gflop_per_s']:.0f} GFLOP/s. Probe times are upper estimates (every L2 point, "
         f"{100 * plan['probe_efficiency']:.0f}% of peak); early stopping usually ends sooner. Nothing was extracted."
     )
     return "\n".join(lines)

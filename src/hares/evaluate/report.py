@@ -3,7 +3,8 @@
 
 All are rendered from the results dict of `run_eval` (or a merge of runs, `hares report`) and written atomically.
 Intervals and paired tests come from `hares.evaluate.stats`; published reference columns from
-`hares.evaluate.references`.
+`hares.evaluate.references`. Per-layer encoders (`@layers=all`) add a per-layer section to report.md and
+`report_layers.png` (`hares.evaluate.layers`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from hares.evaluate.layers import has_layers, plot_layers, render_layers_markdown
 from hares.evaluate.metrics import DOMAINS, domain_averages, hares_score
 from hares.io import atomic_path, write_json, write_text
 
@@ -186,6 +188,8 @@ def render_markdown(results: dict[str, Any]) -> str:
                   + "; ".join(mismatch) + ". Scores from different protocols are not strictly comparable."]
     lines += _markdown_paired(results)
     lines += _markdown_details(results)
+    if has_layers(results):
+        lines += render_layers_markdown(results)
     return "\n".join(lines) + "\n"
 
 
@@ -238,7 +242,12 @@ def _markdown_details(results: dict[str, Any]) -> list[str]:
                      f"weights sha256 `{info['weights_hash'][:16]}`")  # fmt: skip
     probe = results.get("protocol", {}).get("probe", {})
     if probe:
-        lines.append(f"- probe: lr {list(probe['lrs'])} x weight decay {list(probe['weight_decays'])}, batch "
+        version = results.get("protocol_version", 1)
+        if probe.get("linear_solver", "adam") == "lbfgs":
+            lines.append(f"- linear probe (protocol v{version}): full-batch L-BFGS over L2 {list(probe['l2_grid'])}, "
+                         f"chosen on validation")  # fmt: skip
+        adam = "MLP probe" if probe.get("linear_solver", "adam") == "lbfgs" else f"probe (protocol v{version})"
+        lines.append(f"- {adam}: Adam, lr {list(probe['lrs'])} x weight decay {list(probe['weight_decays'])}, batch "
                      f"{probe['batch_size']}, <= {probe['max_epochs']} epochs, patience {probe['patience']}, "
                      f"seeds {list(probe['seeds'])}; full record in results.json")  # fmt: skip
     return lines
@@ -335,4 +344,6 @@ def write_report(results: dict[str, Any], out: str | os.PathLike, compare: Seque
     if results.get("stats", {}).get("paired"):
         write_text(out / "paired.csv", render_paired_csv(results))
         plot_paired(results, out / "paired.png")
+    if has_layers(results):
+        plot_layers(results, out / "report_layers.png")
     write_json(out / "results.json", results)

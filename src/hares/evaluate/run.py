@@ -33,6 +33,7 @@ from hares.io import check_output_dir
 from hares.schema import Float, check_overrides, fixed_fields, settable_fields
 
 DEFAULT_MAX_BAD_FRACTION = 0.01
+PROTOCOL_VERSION = 2  # docs/PROTOCOL.md; v2: the probe converges (L-BFGS linear probe, step-counted Adam budget)
 PACKAGES = ("torch", "numpy", "scipy", "scikit-learn", "soundfile", "soxr", "safetensors", "timm", "matplotlib")
 
 
@@ -71,6 +72,7 @@ class Protocol:
 
     def as_dict(self) -> dict[str, Any]:
         return {
+            "version": PROTOCOL_VERSION,
             "probe": dataclasses.asdict(self.probe),
             "clip_policy": dataclasses.asdict(self.policy),
             "frontend": FRONTEND_CONFIG,
@@ -85,16 +87,18 @@ class Protocol:
 
 
 class _CacheRows:
-    """Probe `Rows` over some manifest rows of an embedding cache (memory-mapped reads)."""
+    """Probe `Rows` over some manifest rows (and optionally some columns: one layer) of an embedding cache."""
 
-    def __init__(self, cache: EmbeddingCache, indices: np.ndarray) -> None:
-        self.cache, self.indices, self.dim = cache, indices, cache.dim
+    def __init__(self, cache: EmbeddingCache, indices: np.ndarray, columns: slice | None = None) -> None:
+        self.cache, self.indices, self.columns = cache, indices, columns
+        self.dim = len(range(cache.dim)[columns]) if columns is not None else cache.dim
 
     def __len__(self) -> int:
         return len(self.indices)
 
     def get(self, idx: np.ndarray) -> np.ndarray:
-        return self.cache.take(self.indices[idx])
+        rows = self.cache.take(self.indices[idx])
+        return rows if self.columns is None else rows[:, self.columns]
 
 
 def provenance() -> dict[str, Any]:
@@ -187,8 +191,12 @@ def evaluate_task(
     progress: bool,
     precision: str = "fp32",
     shard_size: int = 1024,
+    columns: slice | None = None,
 ) -> dict[str, Any]:
-    """Embed one task with one encoder (cached) and run its probe(s); scores in percent."""
+    """Embed one task with one encoder (cached) and run its probe(s); scores in percent.
+
+    `columns` probes only those embedding columns (one layer of a per-layer encoder, `hares.evaluate.layers`).
+    """
     from tqdm.auto import tqdm
 
     label = encoder.info.label
@@ -199,8 +207,7 @@ def evaluate_task(
     index = {(c.path, c.start, c.end): i for i, c in reversed(list(enumerate(clips)))}
     folds = spec.splits(list(clips))
     cfg = protocol.probe
-    bar = tqdm(total=len(folds) * len(cfg.seeds) * cfg.max_epochs, desc=f"probe {label} / {spec.name}",
-               unit="epoch", disable=not progress)  # fmt: skip
+    bar = tqdm(total=0, desc=f"probe {label} / {spec.name}", disable=not progress)
     fold_results, fold_predictions = [], []
     base = os.path.commonpath([c.path for c in clips]) if clips else ""
     for fold, sets in folds:
@@ -211,15 +218,16 @@ def evaluate_task(
             keep = np.array([int(i) not in cache.bad for i in idx], dtype=bool)
             idx = idx[keep]
             labels = [c.labels for c, k in zip(sets[split], keep) if k]
-            data[split] = (_CacheRows(cache, idx), targets_for(labels, classes, spec.multilabel))
+            data[split] = (_CacheRows(cache, idx, columns), targets_for(labels, classes, spec.multilabel))
             if split == "test":  # clip ids relative to the task's folder, so runs on other machines still pair
                 test_ids = [f"{os.path.relpath(c.path, base)}|{c.start:g}|{c.end:g}" for c, k in zip(sets[split], keep)
                             if k]  # fmt: skip
         check_test_targets(f"{spec.name}{'/' + fold if fold else ''}", data["test"][1], spec.multilabel)
+        bar.total += len(cfg.seeds) * cfg.progress_units(spec.probe, len(data["train"][0]))  # grid points or epochs
+        bar.refresh()
         result = train_probe(data["train"], data["valid"], data["test"], kind=spec.probe, multilabel=spec.multilabel,
                              num_classes=len(classes), metric=spec.metric, cfg=cfg, device=device,
                              progress=bar.update)  # fmt: skip
-        bar.update(sum(cfg.max_epochs - s["epochs_run"] for s in result["seeds"]))
         sizes = {s: len(data[s][0]) for s in data}
         logits = np.stack(result.pop("test_logits"))  # (S, N_test, C)
         fold_predictions.append(FoldPredictions(fold or "", data["test"][1].numpy(), logits, np.array(test_ids, str)))
@@ -246,22 +254,7 @@ def evaluate_task(
                 "sizes": f["sizes"],
                 "score": 100 * f["test"],
                 "std": 100 * f["test_std"],
-                "selected": [
-                    {
-                        k: s[k]
-                        for k in (
-                            "seed",
-                            "lr",
-                            "weight_decay",
-                            "best_epoch",
-                            "valid",
-                            "test",
-                            "epochs_run",
-                            "grid_valid",
-                        )
-                    }
-                    for s in f["seeds"]
-                ],
+                "selected": f["seeds"],  # the chosen grid point per seed, and the validation score of every point
             }
             for f in fold_results
         ],
@@ -298,6 +291,7 @@ def run_eval(
     Under torchrun (RANK / WORLD_SIZE set) every rank extracts its share of the shards, and rank 0 probes and
     reports; the other ranks return None (see `_extract_distributed`).
     """
+    from hares.evaluate.layers import evaluate_layers
     from hares.evaluate.references import get_reference
     from hares.evaluate.report import write_report
     from hares.tasks import get_task
@@ -360,6 +354,7 @@ def run_eval(
     results: dict[str, Any] = {
         **provenance(),
         "device": str(dev) + (f" ({torch.cuda.get_device_name(dev)})" if dev.type == "cuda" else ""),
+        "protocol_version": PROTOCOL_VERSION,
         "precision": precision,
         "extraction_ranks": world,
         "protocol": protocol.as_dict(),
@@ -376,9 +371,10 @@ def run_eval(
             raise ValueError(f"two encoders are labelled {info.label!r}; name them with LABEL=SPEC")
         labels.append(info.label)
         results["encoders"][info.label] = {**dataclasses.asdict(info), "fingerprint": info.fingerprint()}
+        evaluate = evaluate_layers if getattr(encoder, "layers", None) else evaluate_task
         for spec in specs:
             results["results"].append(
-                evaluate_task(
+                evaluate(
                     encoder,
                     spec,
                     manifests[spec.name],

@@ -63,8 +63,8 @@ class Cnn14(nn.Module):
         nn.init.zeros_(self.fc1.bias)
         self.embed_dim = widths[-1]
 
-    def feature_map(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, 1, T, F) -> the last conv block's map (B, C, T/32, F/32)."""
+    def feature_map(self, x: torch.Tensor, blocks: list[torch.Tensor] | None = None) -> torch.Tensor:
+        """(B, 1, T, F) -> the last conv block's map (B, C, T/32, F/32); `blocks` receives every block's map."""
         if x.ndim != 4 or x.shape[1] != 1 or x.shape[3] != self.mel_bins:
             raise ValueError(f"CNN14 expects log-mels (B, 1, T, {self.mel_bins}), got {tuple(x.shape)}")
         if x.shape[2] < MIN_FRAMES:
@@ -72,7 +72,17 @@ class Cnn14(nn.Module):
         x = self.bn0(x.transpose(1, 3)).transpose(1, 3)  # BatchNorm over mel bins
         for block in self.blocks:
             x = F.dropout(block(x), p=0.2, training=self.training)
+            if blocks is not None:
+                blocks.append(x)
         return x
+
+    def forward_layers(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Per-layer probes: each conv block's map averaged over time and frequency, then the fc1 embedding."""
+        maps: list[torch.Tensor] = []
+        self.feature_map(x, maps)
+        out = {f"block{i + 1}": m.mean(dim=(2, 3)) for i, m in enumerate(maps)}
+        out["fc1"] = self.forward(x)
+        return out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.feature_map(x).mean(dim=3)  # (B, C, T')

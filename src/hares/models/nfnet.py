@@ -284,8 +284,13 @@ class SlowFastNFNet(nn.Module):
         self.fuse = nn.ModuleList(FuseFast2Slow(c, o, tuple(fusion_kernel), stride) for c, o in zip(fast_in, fuse_out))
         self.embed_dim = self.fast.out_ch + self.slow.out_ch
 
-    def forward_maps(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, 1, T, F) -> fast (B, Cf, ceil(T/4), F') and slow (B, Cs, ceil(T/16), F') maps after final conv+GELU."""
+    def forward_maps(
+        self, x: torch.Tensor, stages: list[tuple[torch.Tensor, torch.Tensor]] | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, 1, T, F) -> fast (B, Cf, ceil(T/4), F') and slow (B, Cs, ceil(T/16), F') maps after final conv+GELU.
+
+        `stages`, when given, receives each stage's (fast, slow) output maps.
+        """
         if x.ndim != 4 or x.shape[1] != 1:
             raise ValueError(f"expected log-mels of shape (B, 1, T, F), got {tuple(x.shape)}")
         # Channels-last activations: oneDNN's fastest CPU convs (free here: with one channel, NCHW is NHWC).
@@ -299,6 +304,8 @@ class SlowFastNFNet(nn.Module):
                 h_f = self.fast.blocks[depth](h_f)
                 h_s = self.slow.blocks[depth](h_s)
                 depth += 1
+            if stages is not None:
+                stages.append((h_f, h_s))
         h_f = gelu_tanh(self.fast.final_conv(h_f))  # plain GELU after the final convs
         h_s = gelu_tanh(self.slow.final_conv(h_s))
         return h_f, h_s
@@ -306,6 +313,15 @@ class SlowFastNFNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h_f, h_s = self.forward_maps(x)
         return torch.cat([h_f.mean(dim=(2, 3)), h_s.mean(dim=(2, 3))], dim=1)  # (B, Cf + Cs), fast first
+
+    def forward_layers(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Per-layer probes: each stage's fast and slow maps averaged over time and frequency, then the embedding."""
+        stages: list[tuple[torch.Tensor, torch.Tensor]] = []
+        h_f, h_s = self.forward_maps(x, stages)
+        out = {f"stage{i + 1}": torch.cat([f.mean(dim=(2, 3)), s.mean(dim=(2, 3))], dim=1) for i, (f, s) in
+               enumerate(stages)}  # fmt: skip
+        out["final"] = torch.cat([h_f.mean(dim=(2, 3)), h_s.mean(dim=(2, 3))], dim=1)  # == forward(x)
+        return out
 
     def forward_frames(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 1, T, F) -> (B, ceil(T/4), embed_dim): fast frames, then slow frames repeated to the fast rate."""

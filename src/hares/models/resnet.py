@@ -222,8 +222,10 @@ class SlowFastResNet(nn.Module):
         self.act = activation("relu") if nf else nn.Identity()
         self.embed_dim = self.slow.out_ch + self.fast.out_ch
 
-    def forward_maps(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, 1, T, F) -> slow and fast final maps."""
+    def forward_maps(
+        self, x: torch.Tensor, stages: list[tuple[torch.Tensor, torch.Tensor]] | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, 1, T, F) -> slow and fast final maps; `stages`, when given, receives each stage's (slow, fast) maps."""
         if x.ndim != 4 or x.shape[1] != 1:
             raise ValueError(f"expected log-mels of shape (B, 1, T, F), got {tuple(x.shape)}")
         h_s = self.slow.stem(_slow_frames(x, self.alpha))
@@ -231,11 +233,22 @@ class SlowFastResNet(nn.Module):
         for fuse, slow_stage, fast_stage in zip(self.fuse, self.slow.stages, self.fast.stages):
             h_s = fuse(h_f, h_s)
             h_s, h_f = slow_stage(h_s), fast_stage(h_f)
+            if stages is not None:
+                stages.append((h_s, h_f))
         return self.act(h_s), self.act(h_f)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h_s, h_f = self.forward_maps(x)
         return torch.cat([h_s.mean(dim=(2, 3)), h_f.mean(dim=(2, 3))], dim=1)  # (B, 2304), slow first
+
+    def forward_layers(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Per-layer probes: each stage's slow and fast maps averaged over time and frequency, then the embedding."""
+        stages: list[tuple[torch.Tensor, torch.Tensor]] = []
+        h_s, h_f = self.forward_maps(x, stages)
+        out = {f"stage{i + 1}": torch.cat([s.mean(dim=(2, 3)), f.mean(dim=(2, 3))], dim=1) for i, (s, f) in
+               enumerate(stages[:-1])}  # fmt: skip
+        out["final"] = torch.cat([h_s.mean(dim=(2, 3)), h_f.mean(dim=(2, 3))], dim=1)  # == forward(x)
+        return out
 
     def forward_frames(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 1, T, F) -> (B, T_fast', D): fast frames with the slow frames repeated to their rate, slow first."""
