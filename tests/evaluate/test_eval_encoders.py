@@ -60,3 +60,19 @@ def test_spec_options_and_labels():
     assert parse_encoder_arg("hear:mymod:/w/model.pt") == ("hear:mymod", "hear:mymod:/w/model.pt")
     with pytest.raises(ValueError, match="unknown option"):
         load_encoder("logmel@layer=3")
+
+
+def test_native_encoders_give_frames_with_their_centre_times():
+    enc = load_encoder("random:sf_nfnet_micro")
+    frames, times = enc.forward_frames(torch.randn(2, 16000))
+    assert frames.shape == (2, len(times), enc.embed_dim) and frames.dtype == torch.float32
+    assert float(times[0]) == 27.5 and torch.allclose(torch.diff(times), torch.full_like(times[1:], 40.0))
+    assert float(times[-1]) <= 1000
+
+
+def test_cli_checkpoint_precheck_leaves_external_specs_to_their_loaders():
+    from hares.evaluate.cli import _check_checkpoints
+
+    _check_checkpoints(["hear:hares.hear:runs/x/encoder.safetensors", "w=hf:/m/w2v@layers=all", "py:a.py:make"])
+    with pytest.raises(FileNotFoundError):
+        _check_checkpoints(["sf_nfnet_micro:/no/such/encoder.safetensors"])

@@ -273,3 +273,38 @@ def test_hf_missing_model_fails_offline_with_a_clear_message(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(FileNotFoundError, match="offline"):
         load_encoder("hf:nobody/no-such-model-for-hares-tests")
+
+
+@pytest.mark.parametrize("kind", ["whisper", "ast"])
+def test_hf_whisper_encoder_and_ast(kind, tmp_path):
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(0)
+    if kind == "whisper":  # the encoder of an encoder-decoder model; its extractor pads to 30 s
+        cfg = transformers.WhisperConfig(
+            d_model=16, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2, decoder_attention_heads=2,
+            encoder_ffn_dim=32, decoder_ffn_dim=32, vocab_size=100, max_target_positions=8, pad_token_id=0,
+            bos_token_id=1, eos_token_id=2, decoder_start_token_id=1,
+        )  # fmt: skip
+        transformers.WhisperModel(cfg).save_pretrained(tmp_path)
+        extractor = transformers.WhisperFeatureExtractor()
+    else:
+        cfg = transformers.ASTConfig(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
+                                     max_length=128, num_mel_bins=32)  # fmt: skip
+        transformers.ASTModel(cfg).save_pretrained(tmp_path)
+        extractor = transformers.ASTFeatureExtractor(num_mel_bins=32, max_length=128)
+    extractor.save_pretrained(tmp_path)
+    enc = load_encoder(f"hf:{tmp_path}")
+    wav = torch.randn(2, 16000)
+    model = transformers.AutoModel.from_pretrained(tmp_path, local_files_only=True).eval()
+    inputs = extractor(list(wav.numpy()), sampling_rate=16000, return_tensors="pt")
+    with torch.no_grad():
+        if kind == "whisper":  # 1 s = 100 mel frames = 50 encoder frames: the padding's frames are left out
+            expected = model.get_encoder()(inputs["input_features"]).last_hidden_state[:, :50].mean(1)
+        else:
+            expected = model(**inputs).last_hidden_state.mean(1)
+    assert enc.embed_dim == 16
+    torch.testing.assert_close(enc(wav), expected, rtol=1e-5, atol=1e-5)
+    if kind == "ast":  # a final norm after the hidden states: the per-layer set ends with the usual embedding
+        every = load_encoder(f"hf:{tmp_path}@layers=all")
+        assert [n for n, _ in every.layers] == ["layer0", "layer1", "last"]
+        torch.testing.assert_close(every(wav)[:, every.layers[-1][1]], expected, rtol=1e-5, atol=1e-5)

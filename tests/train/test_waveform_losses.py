@@ -35,7 +35,8 @@ def naive_cpc(context, frames, heads, pool, negatives) -> float:
     return total
 
 
-def test_cpc_infonce_equals_naive_reference() -> None:
+@pytest.mark.parametrize("dense", [True, False])
+def test_cpc_infonce_equals_naive_reference(dense: bool) -> None:
     g = torch.Generator().manual_seed(0)
     b, t, c, h, k, n = 3, 9, 5, 4, 3, 6
     context, frames = torch.randn(b, t, h, generator=g).double(), torch.randn(b, t, c, generator=g).double()
@@ -43,7 +44,7 @@ def test_cpc_infonce_equals_naive_reference() -> None:
     negatives = torch.randint(pool.shape[0], (b, t - k, n), generator=g)
     torch.manual_seed(0)
     heads = nn.ModuleList(nn.Linear(h, c) for _ in range(k)).double()
-    loss, acc = cpc_infonce(context, frames, heads, pool, negatives)
+    loss, acc = cpc_infonce(context, frames, heads, pool, negatives, dense=dense)
     assert loss.item() == pytest.approx(naive_cpc(context, frames, heads, pool, negatives), rel=1e-10)
     assert 0.0 <= float(acc) <= 1.0
 

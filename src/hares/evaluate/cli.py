@@ -77,11 +77,13 @@ def _check_checkpoints(encoders: list[str]) -> None:
     """Validate every `[NAME:]PATH.safetensors` encoder's file (metadata, shapes, finite weights) up front."""
     from pathlib import Path
 
-    from hares.evaluate.encoders import parse_encoder_arg, split_options
+    from hares.evaluate.encoders import EXTERNAL_KINDS, parse_encoder_arg, split_options
     from hares.models import check_checkpoint
 
     for arg in encoders:
         base, _ = split_options(parse_encoder_arg(arg)[1])
+        if base.split(":", 1)[0] in EXTERNAL_KINDS:  # hear:/hf:/py: check their own files when they load
+            continue
         name, path = base.split(":", 1) if ":" in base and not Path(base).exists() else (None, base)
         if path.endswith(".safetensors"):
             check_checkpoint(path, name or None)

@@ -202,6 +202,15 @@ class Encoder(nn.Module):
     def forward(self, wav: torch.Tensor) -> torch.Tensor:
         return self._network(self._input(wav))  # (B, D)
 
+    def forward_frames(self, wav: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, N) -> frame embeddings (B, T, D') and their centre times in ms (T,), stamped as `hares.hear` does."""
+        from hares.hear import HearModel, get_timestamp_embeddings
+
+        if "_hear" not in self.__dict__:  # kept out of the module tree: HearModel holds this encoder
+            self.__dict__["_hear"] = HearModel(self)
+        frames, times = get_timestamp_embeddings(wav, self.__dict__["_hear"])
+        return frames, times[0]
+
     @torch.no_grad()
     def embed_logmel(self, logmel: torch.Tensor) -> torch.Tensor:
         """The network alone, on log-mels (B, 1, T, F) computed elsewhere (e.g. in decoding workers)."""

@@ -214,16 +214,20 @@ class HFEncoder(nn.Module):
         self.model_rate = int(getattr(extractor, "sampling_rate", SAMPLE_RATE))
         self.layer, self.all_layers = layer, all_layers
         self.whisper = getattr(model.config, "model_type", "") == "whisper"
+        self.final_norm = False  # set at load: does last_hidden_state differ from the last hidden state?
         self.info, self.embed_dim = info, info.embed_dim
 
     def hidden_states(self, wav: torch.Tensor) -> list[torch.Tensor]:
-        """All hidden states (L + 1) x (B, T, D), valid frames only; the last is the last hidden state."""
+        """All hidden states (L + 1) x (B, T, D), valid frames only, then `last_hidden_state` where it differs
+        from the last of them (a final norm); the last entry is always the last hidden state."""
         x = _resample(wav.detach().float().cpu().numpy(), self.model_rate)
         inputs = self.extractor(list(x), sampling_rate=self.model_rate, return_tensors="pt")
         device = _device_of(self.model)
         inputs = {k: v.to(device) for k, v in inputs.items() if isinstance(v, torch.Tensor)}
         out = self.model(**inputs, output_hidden_states=True)
         states = list(out.hidden_states)
+        if self.final_norm:  # AST / ViT-style models norm the last layer after the hidden states are taken
+            states.append(out.last_hidden_state)
         if self.whisper:  # the extractor pads to 30 s: keep the frames of the audio (2 mel hops per frame)
             valid = -(-x.shape[1] // (2 * int(self.extractor.hop_length)))
             states = [h[:, :valid] for h in states]
@@ -289,10 +293,16 @@ def load_hf(label: str, spec: str, target: str, options: dict[str, str]) -> HFEn
     )  # fmt: skip
     encoder = HFEncoder(model, extractor, info, layer, all_layers)
     with torch.no_grad():
-        states = encoder.hidden_states(torch.zeros(1, SAMPLE_RATE))
+        noise = torch.from_numpy(np.random.default_rng(0).uniform(-0.5, 0.5, (1, SAMPLE_RATE)).astype(np.float32))
+        states = encoder.hidden_states(noise)
+        last = _seeded(lambda: model(**_first_inputs(encoder, noise)).last_hidden_state)
+    encoder.final_norm = not torch.allclose(states[-1].float(), last[:, : states[-1].shape[1]].float())
+    if encoder.final_norm:
+        states.append(last)
+    info.options["final_norm"] = encoder.final_norm
     dims = [h.shape[-1] for h in states]
     if all_layers:
-        names = [f"layer{i}" for i in range(len(states))]
+        names = [f"layer{i}" for i in range(len(states) - encoder.final_norm)] + ["last"] * encoder.final_norm
         encoder.layers, start = [], 0
         for n, d in zip(names, dims):
             encoder.layers.append((n, slice(start, start + d)))
@@ -302,6 +312,12 @@ def load_hf(label: str, spec: str, target: str, options: dict[str, str]) -> HFEn
         info.embed_dim = dims[-1] if layer is None else dims[layer]
     encoder.embed_dim = info.embed_dim
     return encoder
+
+
+def _first_inputs(encoder: HFEncoder, wav: torch.Tensor) -> dict[str, torch.Tensor]:
+    x = _resample(wav.numpy(), encoder.model_rate)
+    inputs = encoder.extractor(list(x), sampling_rate=encoder.model_rate, return_tensors="pt")
+    return {k: v for k, v in inputs.items() if isinstance(v, torch.Tensor)}
 
 
 class PyEncoder(nn.Module):

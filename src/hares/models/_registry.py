@@ -39,6 +39,12 @@ def _derived_spec(default: Any) -> Spec:
     return AnyJSON(max_chars=10_000)
 
 
+def schema_from_defaults(defaults: Mapping[str, Any]) -> dict[str, Spec]:
+    """A schema for a flat config dict (e.g. a library's config): each key typed by its default value (ints within
+    +-2**24, finite floats, short strings, lists of at most 256 items)."""
+    return {k: _derived_spec(v) for k, v in defaults.items()}
+
+
 def _signature_schema(fn: Callable[..., Any]) -> Record | None:
     """The keyword parameters of `fn` with defaults, typed by the defaults; None when `fn` takes `**kwargs`."""
     params = inspect.signature(fn).parameters.values()

@@ -33,6 +33,7 @@ import torch
 from torch import nn
 
 from hares.models._registry import register_model
+from hares.schema import Float, Int, Record, Seq
 
 HOP = 160  # samples per frame (10 ms): 5 * 4 * 2 * 2 * 2 * 1
 
@@ -132,13 +133,30 @@ def _stack(dim: int, hidden: int, layers: int) -> nn.ModuleList:
     return nn.ModuleList(nn.LSTM(dim if i == 0 else hidden, hidden, batch_first=True) for i in range(layers))
 
 
-@register_model
+_LAYERS = dict(min_len=1, max_len=16, as_list=True)
+# What a checkpoint's (or `create_model`'s) config may set (hares.models._registry).
+SCHEMA = {
+    "hidden": Int(ge=1, le=8192),
+    "layers": Int(ge=1, le=32),
+    "encoder": Record(
+        {
+            "channels": Seq(Int(ge=1, le=8192), **_LAYERS),
+            "kernels": Seq(Int(ge=1, le=1024), **_LAYERS),
+            "strides": Seq(Int(ge=1, le=1024), **_LAYERS),
+            "groups": Int(ge=1, le=1024),
+            "clip": Float(gt=0, le=1000),
+        }
+    ),
+}
+
+
+@register_model(schema=SCHEMA)
 def cpc_bidir(**kwargs: Any) -> BidirCPC:
     """Bidirectional CPC (waveform): conv encoder + 2 x 4-layer LSTM (768 units), 37,375,872 parameters."""
     return BidirCPC(**kwargs)
 
 
-@register_model
+@register_model(schema=SCHEMA)
 def cpc_bidir_tiny(**kwargs: Any) -> BidirCPC:
     """A tiny bidirectional CPC for tests and CPU runs: narrow encoder, 2 x 1-layer LSTM of 64 units."""
     enc = {"channels": (16, 16, 32, 32, 64, 64), "groups": 8}

@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from hares.models._registry import register_model
+from hares.models._registry import register_model, schema_from_defaults
 
 # fairseq wav2vec2_base_librispeech, in transformers' names (the rest are transformers' defaults, equal to fairseq's)
 BASE = {
@@ -107,13 +107,18 @@ class Wav2Vec2Network(nn.Module):
         return [(f"layer{i}", h.mean(dim=1)) for i, h in enumerate(out.hidden_states)]
 
 
-@register_model
+# The transformers config keys BASE and TINY set, typed by their values: nothing else (no paths, no hub ids) is
+# accepted from a checkpoint's config or `create_model`.
+SCHEMA = schema_from_defaults({**BASE, **TINY})
+
+
+@register_model(schema=SCHEMA)
 def wav2vec2_base(**kwargs: Any) -> Wav2Vec2Network:
     """wav2vec 2.0 BASE (transformers Wav2Vec2ForPreTraining, fairseq BASE settings), 95,044,608 parameters."""
     return Wav2Vec2Network(**{**BASE, **kwargs})
 
 
-@register_model
+@register_model(schema=SCHEMA)
 def wav2vec2_tiny(**kwargs: Any) -> Wav2Vec2Network:
     """A tiny wav2vec 2.0 for tests and CPU runs: 2 layers of 64, 32-channel feature encoder, 2 x 32 codewords."""
     return Wav2Vec2Network(**{**BASE, **TINY, **kwargs})

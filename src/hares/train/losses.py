@@ -47,7 +47,12 @@ def byol_loss(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 def cpc_infonce(
-    context: torch.Tensor, frames: torch.Tensor, heads, pool: torch.Tensor, negatives: torch.Tensor
+    context: torch.Tensor,
+    frames: torch.Tensor,
+    heads,
+    pool: torch.Tensor,
+    negatives: torch.Tensor,
+    dense: bool | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """CPC's InfoNCE over K future steps (facebookresearch/CPC_audio `CPCUnsupersivedCriterion`), one direction.
 
@@ -55,24 +60,32 @@ def cpc_infonce(
     global batch (all ranks, gathered with gradients); `negatives` (B, T - K, N) indices into `pool`, shared by
     the K steps (as in CPC_audio). For k = 1..K the prediction p = head_k(c_t) scores the true frame z_{t+k}
     against the N negatives with CPC_audio's score, the dot product divided by C. Returns (sum over k of the mean
-    cross-entropy over the B * (T - K) anchors, mean top-1 accuracy over k). The negatives are gathered once,
-    (B, T - K, N, C), and shared by the K steps, and scored elementwise as CPC_audio does: the cost grows with N,
-    not with the global batch (scoring every pool frame with one GEMM per step costs P / N times the FLOPs, 64x
-    at the paper's global batch).
+    cross-entropy over the B * (T - K) anchors, mean top-1 accuracy over k). Two ways to the same numbers:
+    `dense` scores every pool frame with one GEMM per step and picks the negatives' scores (P / N times the FLOPs,
+    but compute-bound); otherwise the negatives are gathered once, (B, T - K, N, C), and scored elementwise as
+    CPC_audio does (memory-bound, cost in N only). By default `dense` when P <= 64 N, which covers the paper
+    preset on one to eight devices (P = 1,024 to 8,192 frames, N = 128): a full-size CPU step at batch 8 took
+    34 s dense and 80 s elementwise on the loaded dev box (two runs, not side by side; BENCHMARKS.md). Both
+    backward passes sum in a fixed order on CPU (bit-exact resumption).
     """
     b, t, c = frames.shape
     k_max = len(heads)
     s = t - k_max
     if s < 1:
         raise ValueError(f"CPC needs more than {k_max} frames per crop (got {t}); use longer crops")
-    # index_select: its backward (index_add) sums in a fixed order on CPU, so resumed runs stay bit-exact
-    negs = pool.index_select(0, negatives.reshape(-1)).reshape(*negatives.shape, c)  # (B, S, N, C)
+    n = negatives.shape[-1]
+    dense = pool.shape[0] <= 64 * n if dense is None else dense
+    if not dense:  # index_select: its backward (index_add) sums in a fixed order on CPU (advanced indexing does not)
+        negs = pool.index_select(0, negatives.reshape(-1)).reshape(*negatives.shape, c)  # (B, S, N, C)
     labels = torch.zeros(b * s, dtype=torch.long, device=frames.device)
     loss, acc = frames.new_zeros((), dtype=torch.float32), 0.0
     for k, head in enumerate(heads, 1):
         p = head(context[:, :s])  # (B, S, C)
         pos = (p * frames[:, k : k + s]).sum(-1, keepdim=True)  # (B, S, 1)
-        neg = (negs * p[:, :, None]).sum(-1)  # (B, S, N); elementwise as CPC_audio (tiny-matrix bmm is slower)
+        if dense:
+            neg = (p @ pool.T).gather(-1, negatives)  # (B, S, P) -> (B, S, N)
+        else:
+            neg = (negs * p[:, :, None]).sum(-1)  # (B, S, N), elementwise (a bmm of tiny matrices is slower)
         logits = (fp32(torch.cat([pos, neg], dim=-1)) / c).reshape(b * s, -1)  # (B * S, 1 + N)
         loss = loss + F.cross_entropy(logits, labels)
         acc += float((logits.detach().argmax(-1) == 0).float().mean()) / k_max
