@@ -35,3 +35,15 @@ def make_csv_task(root: Path, per_split: dict[str, int] | None = None, seed: int
                 k += 1
     (root / "task.csv").write_text("\n".join(rows) + "\n")
     return root / "task.csv"
+
+
+def blobs(n: int, classes: int, dim: int, seed: int, sep: float = 0.6):
+    """Gaussian classes with unequal feature scales and an offset (so standardisation matters)."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(classes, dim)) * sep
+    scale = rng.uniform(0.5, 3.0, dim)
+    out = []
+    for m in n:
+        y = rng.integers(0, classes, m)
+        out.append((((centres[y] + rng.normal(size=(m, dim))) * scale + 2).astype(np.float32), y))
+    return out

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from _eval_helpers import blobs
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
@@ -23,18 +24,6 @@ from hares.evaluate.probe import (
     targets_for,
     train_probe,
 )
-
-
-def blobs(n: int, classes: int, dim: int, seed: int, sep: float = 0.6):
-    """Gaussian classes with unequal feature scales and an offset (so standardisation matters)."""
-    rng = np.random.default_rng(seed)
-    centres = rng.normal(size=(classes, dim)) * sep
-    scale = rng.uniform(0.5, 3.0, dim)
-    out = []
-    for m in n:
-        y = rng.integers(0, classes, m)
-        out.append((((centres[y] + rng.normal(size=(m, dim))) * scale + 2).astype(np.float32), y))
-    return out
 
 
 def test_grid_adam_equals_torch_adam_per_head():

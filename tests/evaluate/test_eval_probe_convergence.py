@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from _eval_helpers import blobs
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
@@ -77,17 +78,6 @@ def test_fsdd_small_split_linear_and_mlp_within_half_a_point_of_sklearn(fsdd_dig
     v1 = hares(fsdd_digits, seeds=(0,), linear_solver="adam", lrs=(1e-4, 3e-4, 1e-3, 3e-3), max_steps=0,
                patience_steps=0)  # fmt: skip
     assert v1 < reference - 0.005
-
-
-def blobs(n, classes, dim, seed, sep):
-    rng = np.random.default_rng(seed)
-    centres = rng.normal(size=(classes, dim)) * sep
-    scale = rng.uniform(0.5, 3.0, dim)
-    out = []
-    for m in n:
-        y = rng.integers(0, classes, m)
-        out.append((((centres[y] + rng.normal(size=(m, dim))) * scale + 2).astype(np.float32), y))
-    return out
 
 
 def _large_split():
