@@ -13,6 +13,7 @@ from hares.evaluate.metrics import accuracy, mean_average_precision
 from hares.evaluate.probe import (
     ArrayRows,
     GridAdam,
+    GridAverage,
     GridModel,
     ProbeConfig,
     _backward,
@@ -60,6 +61,28 @@ def test_stopped_head_is_frozen():
     opt.step(torch.tensor([0]))
     torch.testing.assert_close(w[1].detach(), before)
     assert not torch.allclose(w[0].detach(), before)
+
+
+def test_grid_average_is_the_bias_corrected_mean_of_each_heads_iterates():
+    torch.manual_seed(0)
+    w = torch.zeros(2, 3)
+    average, decay = GridAverage([w], 0.9), 0.9
+    iterates = [[], []]
+    for step in range(5):
+        heads = torch.tensor([0, 1]) if step < 2 else torch.tensor([0])  # head 1 stops after 2 steps
+        w[heads] = torch.randn(len(heads), 3)
+        average.update(heads)
+        for h in heads.tolist():
+            iterates[h].append(w[h].clone())
+    got = average.weights(torch.tensor([0, 1]))[0]
+    for h in (0, 1):
+        k = len(iterates[h])
+        weights = torch.tensor([(1 - decay) * decay ** (k - 1 - i) for i in range(k)]) / (1 - decay**k)
+        assert weights.sum().item() == pytest.approx(1.0)
+        torch.testing.assert_close(got[h], (weights[:, None] * torch.stack(iterates[h])).sum(0))
+    last = GridAverage([w], 0.0)
+    last.update(torch.tensor([0]))
+    torch.testing.assert_close(last.weights(torch.tensor([1]))[0], w[[1]])  # decay 0: the last iterate
 
 
 def _features(x: np.ndarray, mean, std) -> _Features:

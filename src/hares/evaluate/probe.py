@@ -72,6 +72,7 @@ class ProbeConfig:
     mlp_dropout: float = field(default=0.1, metadata=_spec(Float(ge=0, lt=1)))
     adam_betas: tuple[float, float] = field(default=(0.9, 0.999), metadata=_spec(Seq(Float(ge=0, lt=1), length=2)))
     adam_eps: float = field(default=1e-8, metadata=_spec(Float(gt=0, le=1)))
+    average_decay: float = field(default=0.99, metadata=_spec(Float(ge=0, lt=1)))  # Polyak (EMA) averaging per step
     # descriptive: what the code does, recorded with every result, not settable
     weight_decay_mode: str = field(default="l2_in_gradient(torch.optim.Adam), weights only", metadata={"fixed": True})
     standardize: str = field(default="train mean/std", metadata={"fixed": True})
@@ -195,9 +196,12 @@ class GridModel:
         for p in self.params:
             p.requires_grad_(True)
 
-    def forward(self, x: torch.Tensor, heads: torch.Tensor, train: bool) -> torch.Tensor:
-        """x (N, D) -> logits (g, N, C) for the heads `heads` (g,)."""
-        p = [q[heads] for q in self.params]
+    def forward(
+        self, x: torch.Tensor, heads: torch.Tensor, train: bool, params: list[torch.Tensor] | None = None
+    ) -> torch.Tensor:
+        """x (N, D) -> logits (g, N, C) for the heads `heads` (g,), with `params` (already those heads' weights,
+        e.g. `GridAverage.weights(heads)`) in place of the model's own when given."""
+        p = [q[heads] for q in self.params] if params is None else params
         if self.kind == "linear":
             return torch.einsum("nd,gdc->gnc", x, p[0]) + p[1][:, None]
         h = F.relu(torch.einsum("nd,gdh->gnh", x, p[0]) + p[1][:, None])  # (g, N, H)
@@ -239,6 +243,46 @@ class GridAdam:
             p.grad = None
 
 
+class GridAverage:
+    """Polyak averaging per head: an exponential moving average of each head's weights over its own optimiser steps
+    (`decay` per step, zero-initialised with Adam's bias correction, so it is an exact weighted mean of the iterates
+    seen); `decay` 0 returns the last iterate. Constant-lr Adam's iterates wander around the optimum with the
+    minibatch noise; their average lies near it (Polyak & Juditsky 1992; Izmailov et al. 2018, SWA), which is what
+    the probe validates, restores and tests (BENCHMARKS.md: measured on a linear-optimal task)."""
+
+    def __init__(self, params: list[torch.Tensor], decay: float) -> None:
+        self.params, self.decay = params, decay
+        self.avg = [torch.zeros_like(p, requires_grad=False) for p in params] if decay else []
+        self.steps = torch.zeros(params[0].shape[0], device=params[0].device)  # (G,) steps averaged per head
+
+    @torch.no_grad()
+    def update(self, heads: torch.Tensor) -> None:
+        """After an optimiser step of `heads` (g,)."""
+        if not self.decay:
+            return
+        self.steps[heads] += 1
+        every = len(heads) == self.params[0].shape[0]
+        for a, p in zip(self.avg, self.params):
+            if every:
+                a.lerp_(p, 1 - self.decay)
+            else:
+                a[heads] = a[heads].lerp_(p[heads], 1 - self.decay)
+
+    @torch.no_grad()
+    def weights(self, heads: torch.Tensor) -> list[torch.Tensor]:
+        """The averaged weights of `heads` (g,), one tensor per parameter (g, ...); a head without steps: its own."""
+        if not self.decay:
+            return [p[heads].detach() for p in self.params]
+        steps = self.steps[heads]
+        correction = 1 - self.decay**steps  # (g,)
+        out = []
+        for a, p in zip(self.avg, self.params):
+            shape = (-1,) + (1,) * (p.ndim - 1)
+            mean = a[heads] / correction.clamp_min(1e-30).view(shape)
+            out.append(torch.where((steps > 0).view(shape), mean, p[heads].detach()))
+        return out
+
+
 def _backward(model: GridModel, x: torch.Tensor, y: torch.Tensor, heads: torch.Tensor, multilabel: bool) -> None:
     """Set the gradients of the summed per-head mean losses; closed form for the linear probe (no autograd)."""
     if model.kind != "linear":
@@ -270,9 +314,11 @@ def _loss(logits: torch.Tensor, y: torch.Tensor, multilabel: bool) -> torch.Tens
 
 
 @torch.no_grad()
-def _predict(model: GridModel, x: _Features, heads: torch.Tensor, chunk: int = 8192) -> torch.Tensor:
-    """Logits (g, N, C) of `heads` on all rows of `x`."""
-    outs = [model.forward(x[c], heads, train=False) for c in _chunks(np.arange(x.n), chunk)]
+def _predict(
+    model: GridModel, x: _Features, heads: torch.Tensor, chunk: int = 8192, params: list[torch.Tensor] | None = None
+) -> torch.Tensor:
+    """Logits (g, N, C) of `heads` on all rows of `x` (with `params`, those heads' weights, when given)."""
+    outs = [model.forward(x[c], heads, train=False, params=params) for c in _chunks(np.arange(x.n), chunk)]
     return torch.cat(outs, dim=1)
 
 
@@ -350,6 +396,7 @@ def _train_seed(
         opt = GridAdam(
             model.params, model.decayed, [g[0] for g in grid], [g[1] for g in grid], cfg.adam_betas, cfg.adam_eps
         )
+        average = GridAverage(model.params, cfg.average_decay)
         best = [p.detach().clone() for p in model.params]
         best_score = np.full(len(grid), -np.inf)
         best_epoch = np.zeros(len(grid), dtype=int)
@@ -363,15 +410,17 @@ def _train_seed(
             for idx in _chunks(perm, batch):
                 _backward(model, xtr[idx], ytr[torch.as_tensor(idx, device=device)], heads, multilabel)
                 opt.step(heads)
-            val_logits = _predict(model, xva, heads)
+                average.update(heads)
+            weights = average.weights(heads)  # what is validated, kept as best, and tested
+            val_logits = _predict(model, xva, heads, params=weights)
             epochs_run = epoch + 1
             with torch.no_grad():
                 for j, h in enumerate(heads.tolist()):
                     score = metric_fn(val_logits[j], yva)
                     if score > best_score[h]:
                         best_score[h], best_epoch[h] = score, epoch + 1
-                        for b, p in zip(best, model.params):
-                            b[h] = p[h]
+                        for b, p in zip(best, weights):
+                            b[h] = p[j]
                     elif epoch + 1 - best_epoch[h] >= patience:
                         active[h] = False
             if progress is not None:
