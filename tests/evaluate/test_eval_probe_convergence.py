@@ -91,11 +91,6 @@ def test_large_split_linear_within_half_a_point_of_sklearn():
     assert abs(hares(splits, seeds=(0,)) - reference) <= 0.005
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open: on this 20-class Gaussian task (linear-optimal) the MLP probe scored "
-    "more than 0.5 below the linear optimum (sklearn 63.28) in the one run made; not resolved",
-)
 def test_large_split_mlp_reaches_the_linear_optimum():
     splits, reference = _large_split()
     assert hares(splits, kind="mlp", seeds=(0,)) >= reference - 0.005

@@ -61,7 +61,7 @@ class ProbeConfig:
     lbfgs_tol: float = field(default=1e-4, metadata=_spec(Float(gt=0, le=1)))
     lbfgs_history: int = field(default=10, metadata=_spec(Int(ge=1, le=1000)))
     lrs: tuple[float, ...] = field(default=(1e-4, 3e-4, 1e-3, 3e-3, 1e-2), metadata=_spec(Seq(Float(gt=0, le=10))))
-    weight_decays: tuple[float, ...] = field(default=(0.0, 1e-4), metadata=_spec(Seq(Float(ge=0, le=10))))
+    weight_decays: tuple[float, ...] = field(default=(0.0, 1e-3, 1e-2), metadata=_spec(Seq(Float(ge=0, le=10))))
     batch_size: int = field(default=1024, metadata=_spec(Int(ge=1, le=2**20)))  # probe minibatch
     max_epochs: int = field(default=200, metadata=_spec(Int(ge=1, le=100_000)))
     max_steps: int = field(default=2000, metadata=_spec(Int(ge=0, le=10_000_000)))
