@@ -249,7 +249,8 @@ def _markdown_details(results: dict[str, Any]) -> list[str]:
         adam = "MLP probe" if probe.get("linear_solver", "adam") == "lbfgs" else f"probe (protocol v{version})"
         lines.append(f"- {adam}: Adam, lr {list(probe['lrs'])} x weight decay {list(probe['weight_decays'])}, batch "
                      f"{probe['batch_size']}, <= {probe['max_epochs']} epochs, patience {probe['patience']}, "
-                     f"seeds {list(probe['seeds'])}; full record in results.json")  # fmt: skip
+                     f"weights averaged (decay {probe.get('average_decay', 0.0)}), seeds {list(probe['seeds'])}; "
+                     f"full record in results.json")  # fmt: skip
     return lines
 
 
