@@ -9,13 +9,13 @@
    batch and torch threads, in alternating rounds (fresh cache each round); the ratio is the share of the
    network's own throughput that `hares eval` keeps (issue 14: >= 85%).
 2. Probe: synthetic embeddings (`--n` train x `--dim`, 50 classes, valid and test `--n // 10` each). The hares
-   linear probe of protocol v2 (full-batch L-BFGS along the L2 grid, chosen on validation; once per `--tol`,
-   default the pinned 1e-4 and a looser 1e-3) against scikit-learn `LogisticRegression` (lbfgs, same objective and
-   tolerance, `--sk-iter` iterations at most) fitted once per C = 1 / (l2 N) over the same L2 points the hares
-   path walked (the same selection), the C chosen on validation (and over `--sk-c` if given). Time and test
-   accuracy of both, and the hares path's matmul FLOPs at this machine's measured float32 matmul rate (its compute
-   bound). For a fair comparison unset `OPENBLAS_CORETYPE` and `OPENBLAS_L2_SIZE` (they slow numpy's BLAS, which
-   scikit-learn uses; torch uses MKL).
+   linear probe of protocol v2 (full-batch preconditioned L-BFGS along the L2 grid, chosen on validation; once per
+   `--tol`, default the pinned 1e-4, and once without the preconditioner unless `--no-plain`) against
+   scikit-learn `LogisticRegression` (lbfgs, same objective and tolerance, `--sk-iter` iterations at most)
+   fitted once per C = 1 / (l2 N) over the same L2 points the hares path walked (the same selection), the C
+   chosen on validation (and over `--sk-c` if given). Time and test accuracy of both, and the hares path's
+   matmul FLOPs at this machine's measured float32 matmul rate (its compute bound). For a fair comparison unset
+   `OPENBLAS_CORETYPE` and `OPENBLAS_L2_SIZE` (they slow numpy's BLAS, which scikit-learn uses; torch uses MKL).
 
     python benchmarks/eval_pipeline.py                    # the issue's sizes (2,000 x 5 s; 50,000 x 3456)
     python benchmarks/eval_pipeline.py --n 20000 --clips 500   # scaled down
@@ -162,21 +162,26 @@ def bench_probe(args: argparse.Namespace) -> None:
     n = len(xtr)
     print(f"probe: {n} train x {args.dim} (valid {len(xva)}, test {len(xte)}), 50 classes, "
           f"{torch.get_num_threads()} thread(s)")  # fmt: skip
-    torch.optim.LBFGS([torch.zeros(1, requires_grad=True)])  # torch.optim's one-time import (~2 s), not timed
+    from torch.optim.lbfgs import _strong_wolfe  # noqa: F401  torch.optim's one-time import (~2 s), not timed
+
     rate = matmul_gflops()
     print(f"  float32 matmul (2048^3): {rate:.1f} GFLOP/s")
     walked, ours = None, {}
-    for tol in args.tol:
-        res, sec = _hares_probe(splits, ProbeConfig(seeds=tuple(range(args.seeds)), lbfgs_tol=tol))
+    variants = [(tol, True) for tol in args.tol] + ([(args.tol[0], False)] if not args.no_plain else [])
+    for tol, precondition in variants:
+        cfg = ProbeConfig(seeds=tuple(range(args.seeds)), lbfgs_tol=tol, lbfgs_precondition=precondition)
+        res, sec = _hares_probe(splits, cfg)
         s0 = res["seeds"][0]
-        evals = sum(p["evaluations"] for p in s0["grid_valid"])
+        evals = s0["lbfgs_evaluations"]
         gflop = evals * 4 * n * args.dim * 50 / 1e9  # x @ W^T and dlogits^T @ x per evaluation
-        print(f"  hares L-BFGS, tol {tol:g}: {sec:7.1f} s, test {100 * res['test']:.2f}%, picked l2 {s0['l2']:g}, "
+        name = f"tol {tol:g}, {'preconditioned' if precondition else 'no preconditioner'}"
+        print(f"  hares L-BFGS, {name}: {sec:7.1f} s, test {100 * res['test']:.2f}%, picked l2 {s0['l2']:g}, "
               f"{s0['lbfgs_iterations']} iterations, {evals} evaluations = {gflop:.0f} GFLOP = {gflop / rate:.1f} s at "
-              f"the matmul rate ({gflop / rate / sec:.0%} of it)")  # fmt: skip
-        print("    path (l2: iterations, valid %): " + ", ".join(
-              f"{p['l2']:g}: {p['iterations']}, {100 * p['valid']:.2f}" for p in s0["grid_valid"]))  # fmt: skip
-        ours[tol] = (res["test"], sec)
+              f"the matmul rate ({gflop / rate / sec:.0%} of the time)")  # fmt: skip
+        print("    path (l2: iterations, evaluations, valid %): " + ", ".join(
+              f"{p['l2']:g}: {p['iterations']}, {p['evaluations']}, {100 * p['valid']:.2f}"
+              for p in s0["grid_valid"]))  # fmt: skip
+        ours[name] = (res["test"], sec)
         walked = walked or [p["l2"] for p in s0["grid_valid"]]
     if args.adam:
         res, sec = _hares_probe(splits, ProbeConfig(seeds=tuple(range(args.seeds)), linear_solver="adam"))
@@ -204,8 +209,8 @@ def bench_probe(args: argparse.Namespace) -> None:
         best = max(fits)  # ties: the smaller C (stronger L2), as the hares path
         print(f"  sklearn LogisticRegression (lbfgs, max_iter {args.sk_iter}), {name}, chosen on valid "
               f"(C={-best[1]:.3g}): {sk:7.1f} s, test {100 * best[2]:.2f}%")  # fmt: skip
-        for tol, (acc, sec) in ours.items():
-            print(f"    hares tol {tol:g}: {sk / sec:.2f}x faster, test accuracy {100 * (acc - best[2]):+.2f} points")
+        for name, (acc, sec) in ours.items():
+            print(f"    hares {name}: {sk / sec:.2f}x faster, test accuracy {100 * (acc - best[2]):+.2f} points")
 
 
 def main() -> None:
@@ -224,7 +229,8 @@ def main() -> None:
     p.add_argument("--n", type=int, default=50000)
     p.add_argument("--dim", type=int, default=3456)
     p.add_argument("--seeds", type=int, default=1)
-    p.add_argument("--tol", type=float, nargs="+", default=[1e-4, 1e-3], help="hares L-BFGS tolerances to run")
+    p.add_argument("--tol", type=float, nargs="+", default=[1e-4], help="hares L-BFGS tolerances to run")
+    p.add_argument("--no-plain", action="store_true", help="skip the L-BFGS run without the preconditioner")
     p.add_argument("--adam", action="store_true", help="also the Adam grid (linear_solver=adam)")
     p.add_argument("--sk-c", type=float, nargs="*", default=[], help="also sklearn over these C values")
     p.add_argument("--sk-iter", type=int, default=1000)

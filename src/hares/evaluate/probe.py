@@ -139,12 +139,15 @@ class _Features:
         self.rows, self.mean, self.std, self.device = rows, mean, std, device
         self.n = len(rows)
         self.data: torch.Tensor | None = None
-        if self.n * rows.dim * 4 <= max_bytes:
-            self.data = torch.cat([self._load(c) for c in _chunks(np.arange(self.n), 8192)]) if self.n else None
+        if self.n * rows.dim * 4 <= max_bytes and self.n:
+            self.data = torch.empty(self.n, rows.dim, device=device)  # filled in place: one copy of the split
+            for c in _chunks(np.arange(self.n), 8192):
+                self._load(c, out=self.data[c[0] : c[-1] + 1])
 
-    def _load(self, idx: np.ndarray) -> torch.Tensor:
-        x = torch.as_tensor(np.asarray(self.rows.get(idx)), dtype=torch.float32).to(self.device)
-        return (x - self.mean) / self.std
+    def _load(self, idx: np.ndarray, out: torch.Tensor | None = None) -> torch.Tensor:
+        x = torch.as_tensor(np.asarray(self.rows.get(idx)))
+        out = x.to(self.device, torch.float32, copy=True) if out is None else out.copy_(x)
+        return out.sub_(self.mean).div_(self.std)
 
     def span(self, start: int, stop: int) -> torch.Tensor:
         """Rows start..stop (a view when held in memory)."""
@@ -462,7 +465,7 @@ class _Curvature:
         else:
             with torch.random.fork_rng(devices=[xs.device.index or 0] if xs.device.type == "cuda" else []):
                 torch.manual_seed(0)
-                _, sv, vec = torch.svd_lowrank(xs, q=PRECONDITION_RANK, niter=4)
+                _, sv, vec = torch.svd_lowrank(xs, q=PRECONDITION_RANK, niter=2)
             lam = sv**2 / len(xs)
         total = float((xs * xs).sum()) / len(xs)  # trace of Sigma
         self.rest = max((total - float(lam.sum())) / max(dim - len(lam), 1), 1e-6) if len(lam) < dim else 0.0
@@ -523,9 +526,7 @@ def _lbfgs(
         gtd = float(grad.dot(d))
         if gtd > -tolerance_change:  # not a descent direction: nothing left to gain in float32
             break
-        new_loss, new_grad, t, ls_evals = _strong_wolfe(
-            lambda v, t, d: flat(v + t * d), x, 1.0, d, loss, grad, gtd
-        )
+        new_loss, new_grad, t, ls_evals = _strong_wolfe(lambda v, t, d: flat(v + t * d), x, 1.0, d, loss, grad, gtd)
         evals, it = evals + ls_evals, it + 1
         step = d.mul(t)
         ys = new_grad - grad
