@@ -203,9 +203,9 @@ def test_lbfgs_reaches_the_regularised_optimum():
     l2 = 0.01
     result = _probe(splits, cfg=ProbeConfig(seeds=(0,), l2_grid=(l2,), lbfgs_tol=1e-6))
     scaler = StandardScaler().fit(splits[0][0])
-    ref = LogisticRegression(C=1 / (l2 * 800), tol=1e-8, max_iter=5000).fit(
-        scaler.transform(splits[0][0]), splits[0][1]
-    )
+    ref = LogisticRegression(C=1 / (l2 * 800), tol=1e-10, max_iter=5000).fit(
+        scaler.transform(splits[0][0]).astype(np.float64), splits[0][1]
+    )  # float64: the exact optimum (scikit-learn keeps float32 input in float32)
     ref_logits = ref.decision_function(scaler.transform(splits[2][0]))
     ours = result["test_logits"][0]
     # softmax is shift-invariant: compare centred logits
@@ -223,7 +223,8 @@ def test_lbfgs_multilabel_is_one_vs_rest_logistic_regression():
                          cfg=ProbeConfig(seeds=(0,), l2_grid=(l2,), lbfgs_tol=1e-6))  # fmt: skip
     scaler = StandardScaler().fit(x[:500])
     for c in range(3):
-        ref = LogisticRegression(C=1 / (l2 * 500), tol=1e-8, max_iter=5000).fit(scaler.transform(x[:500]), y[:500, c])
+        xtr = scaler.transform(x[:500]).astype(np.float64)  # float64: the exact optimum
+        ref = LogisticRegression(C=1 / (l2 * 500), tol=1e-10, max_iter=5000).fit(xtr, y[:500, c])
         np.testing.assert_allclose(result["test_logits"][0][:, c], ref.decision_function(scaler.transform(x[600:])),
                                    atol=1e-3)  # fmt: skip
 
@@ -271,14 +272,15 @@ def test_curvature_inverse_is_the_kronecker_factored_inverse_hessian(monkeypatch
 
 
 def test_preconditioner_reaches_the_same_optimum_in_fewer_evaluations():
-    """Correlated features: with and without H0 the path picks the same L2 with the same logits (one optimum),
-    and the preconditioned walk needs under half the loss evaluations."""
+    """Correlated features: with and without H0 the path picks the same L2 with the same logits (one optimum);
+    the preconditioned walk reaches the pinned tolerance at every point in under half the loss evaluations
+    (plain L-BFGS stalls above it at some points here: float32 cannot resolve its line search's last steps)."""
     splits = _correlated(3000, 60, seed=2)
-    runs = [_probe(splits, cfg=ProbeConfig(seeds=(0,), lbfgs_tol=1e-6, lbfgs_precondition=p)) for p in (True, False)]
+    runs = [_probe(splits, cfg=ProbeConfig(seeds=(0,), lbfgs_precondition=p)) for p in (True, False)]
     (pre, plain) = [r["seeds"][0] for r in runs]
-    assert pre["l2"] == plain["l2"] and all(p["converged"] for p in pre["grid_valid"] + plain["grid_valid"])
+    assert pre["l2"] == plain["l2"] and all(p["converged"] and p["grad_max"] <= 1e-5 for p in pre["grid_valid"])
     logits = [r["test_logits"][0] for r in runs]
-    np.testing.assert_allclose(*(z - z.mean(1, keepdims=True) for z in logits), atol=1e-2)  # float32 at l2 0.01
+    np.testing.assert_allclose(*(z - z.mean(1, keepdims=True) for z in logits), atol=1e-2)
     assert pre["lbfgs_evaluations"] < plain["lbfgs_evaluations"] / 2, (pre, plain)
 
 
