@@ -43,6 +43,10 @@ def _spec(spec) -> dict:
     return {"spec": spec}
 
 
+# The linear probe computes in float64 up to this many train values (N x D; 128 MB), where float32 rounding of the
+# loss, not averaged away over few rows, stops L-BFGS short of `lbfgs_tol` (measured: 1.4e-5 to 4e-5 on small
+# tasks); above it, float32 (two matmuls per evaluation at twice the speed).
+LBFGS_FLOAT64_VALUES = 1 << 24
 LBFGS_PLAN_EVALS = 25  # loss + gradient evaluations per L2 point, for estimates (measured, preconditioned: 3-40)
 L2_GRID = (10.0, 3.0, 1.0, 0.3, 0.1, 0.03, 0.01, 3e-3, 1e-3, 3e-4, 1e-4, 3e-5, 1e-5, 3e-6, 1e-6)
 
@@ -137,20 +141,30 @@ class ArrayRows:
 
 
 class _Features:
-    """Standardised features on `device`: held as one tensor when it fits `max_bytes`, else read per batch."""
+    """Standardised features on `device` in `dtype`: held as one tensor when it fits `max_bytes`, else read per
+    batch."""
 
-    def __init__(self, rows: Rows, mean: torch.Tensor, std: torch.Tensor, device: torch.device, max_bytes: int):
-        self.rows, self.mean, self.std, self.device = rows, mean, std, device
+    def __init__(
+        self,
+        rows: Rows,
+        mean: torch.Tensor,
+        std: torch.Tensor,
+        device: torch.device,
+        max_bytes: int,
+        dtype: torch.dtype = torch.float32,
+    ) -> None:
+        self.rows, self.device, self.dtype = rows, device, dtype
+        self.mean, self.std = mean.to(device, dtype), std.to(device, dtype)
         self.n = len(rows)
         self.data: torch.Tensor | None = None
-        if self.n * rows.dim * 4 <= max_bytes and self.n:
-            self.data = torch.empty(self.n, rows.dim, device=device)  # filled in place: one copy of the split
+        if self.n * rows.dim * dtype.itemsize <= max_bytes and self.n:
+            self.data = torch.empty(self.n, rows.dim, device=device, dtype=dtype)  # filled in place: one copy
             for c in _chunks(np.arange(self.n), 8192):
                 self._load(c, out=self.data[c[0] : c[-1] + 1])
 
     def _load(self, idx: np.ndarray, out: torch.Tensor | None = None) -> torch.Tensor:
         x = torch.as_tensor(np.asarray(self.rows.get(idx)))
-        out = x.to(self.device, torch.float32, copy=True) if out is None else out.copy_(x)
+        out = x.to(self.device, self.dtype, copy=True) if out is None else out.copy_(x)
         return out.sub_(self.mean).div_(self.std)
 
     def span(self, start: int, stop: int) -> torch.Tensor:
@@ -171,7 +185,7 @@ def _chunks(idx: np.ndarray, size: int) -> list[np.ndarray]:
 
 
 def standardizer(rows: Rows, chunk: int = 8192) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean and std (population, float64 accumulation) of `rows`, streamed; std < 1e-6 is set to 1."""
+    """Mean and std (population, float64) of `rows`, streamed; std < 1e-6 is set to 1."""
     total = np.zeros(rows.dim, np.float64)
     total_sq = np.zeros(rows.dim, np.float64)
     for c in _chunks(np.arange(len(rows)), chunk):
@@ -181,7 +195,7 @@ def standardizer(rows: Rows, chunk: int = 8192) -> tuple[torch.Tensor, torch.Ten
     mean = total / len(rows)
     std = np.sqrt(np.maximum(total_sq / len(rows) - mean * mean, 0.0))
     std[std < 1e-6] = 1.0
-    return torch.from_numpy(mean).float(), torch.from_numpy(std).float()
+    return torch.from_numpy(mean), torch.from_numpy(std)  # float64: each use casts to its own precision
 
 
 class GridModel:
@@ -309,7 +323,9 @@ def train_probe(
     metric_fn = METRICS[metric]
     mean, std = standardizer(train[0])
     mean, std = mean.to(device), std.to(device)
-    xs = [_Features(r, mean, std, device, max_bytes) for r, _ in (train, valid, test)]
+    exact = cfg.uses_lbfgs(kind) and len(train[0]) * train[0].dim <= LBFGS_FLOAT64_VALUES
+    dtype = torch.float64 if exact else torch.float32
+    xs = [_Features(r, mean, std, device, max_bytes, dtype) for r, _ in (train, valid, test)]
     ys = [torch.as_tensor(y).to(device) for _, y in (train, valid, test)]
     if xs[1].n == 0 or xs[0].n == 0 or xs[2].n == 0:
         raise ValueError(f"probe needs non-empty splits, got train/valid/test sizes {[x.n for x in xs]}")
@@ -430,13 +446,13 @@ def _linear_objective(
         logits = F.linear(xc, w, b)  # (n, C)
         exact = logits.double()  # the loss in float64: near the optimum L-BFGS's line search compares losses
         if multilabel:  # that differ by ~1e-8, below float32's resolution (the gradient stays float32)
-            target = yc.float()
+            target = yc.to(logits.dtype)
             total += float(F.binary_cross_entropy_with_logits(exact, target.double(), reduction="sum"))
             d = torch.sigmoid(logits) - target
         else:
             lse = torch.logsumexp(exact, dim=1, keepdim=True)  # (n, 1)
             total += float((lse[:, 0] - exact.gather(1, yc[:, None])[:, 0]).sum())
-            d = torch.exp(logits - lse.float())
+            d = torch.exp(logits - lse.to(logits.dtype))
             d[torch.arange(len(yc), device=d.device), yc] -= 1.0
         gw.addmm_(d.T, xc)
         gb += d.sum(0)
@@ -474,9 +490,9 @@ class _Curvature:
             lam = sv**2 / len(xs)
         total = float((xs * xs).sum()) / len(xs)  # trace of Sigma
         self.rest = max((total - float(lam.sum())) / max(dim - len(lam), 1), 1e-6) if len(lam) < dim else 0.0
-        self.lam, self.vec = lam.clamp_min(1e-6).float(), vec.float().contiguous()  # (k,), (D, k)
+        self.lam, self.vec = lam.clamp_min(1e-6).to(x.dtype), vec.to(x.dtype).contiguous()  # (k,), (D, k)
         prior = y.float().mean(0) if multilabel else torch.bincount(y, minlength=num_classes).float() / len(y)
-        self.a = (prior * (1 - prior)).clamp_min(1.0 / x.n)  # (C,) curvature of each class row
+        self.a = (prior * (1 - prior)).clamp_min(1.0 / x.n).to(x.dtype)  # (C,) curvature of each class row
 
     def inverse(self, l2: float) -> Callable[[torch.Tensor], torch.Tensor]:
         """H0 for this L2: theta (C, D + 1) -> (a_c Sigma + l2 I)^-1 theta_c per row, bias column / a_c."""
@@ -501,12 +517,13 @@ def _lbfgs(
     grad: torch.Tensor,
     h0: Callable[[torch.Tensor], torch.Tensor],
     cfg: ProbeConfig,
-    tolerance_change: float = 1e-9,
+    tolerance_change: float | None = None,
 ) -> tuple[torch.Tensor, float, torch.Tensor, int, int]:
     """L-BFGS from `theta` (whose `loss` and `grad` are given) with initial inverse Hessian `h0` (two-loop
     recursion, Nocedal & Wright algorithm 7.4) and torch's strong Wolfe line search; stops at max |gradient| <=
-    `cfg.lbfgs_tol`, `cfg.lbfgs_max_iter` iterations, or no further progress (as `torch.optim.LBFGS`'
-    `tolerance_change`). Written here because `torch.optim.LBFGS` and scipy's L-BFGS-B take no preconditioner.
+    `cfg.lbfgs_tol`, `cfg.lbfgs_max_iter` iterations, or no further progress (`tolerance_change`: in float32
+    `torch.optim.LBFGS`' default 1e-9; in float64 64 eps, scipy's `ftol` as scikit-learn sets it). Written here
+    because `torch.optim.LBFGS` and scipy's L-BFGS-B take no preconditioner.
 
     `theta` is (C, D + 1); `fun(theta) -> (loss, gradient like theta)`. Returns (theta, loss, gradient,
     iterations, evaluations)."""
@@ -514,6 +531,8 @@ def _lbfgs(
 
     shape = theta.shape
     x, grad = theta.reshape(-1).clone(), grad.reshape(-1)
+    if tolerance_change is None:
+        tolerance_change = 64 * torch.finfo(torch.float64).eps if theta.dtype == torch.float64 else 1e-9
 
     def flat(v: torch.Tensor) -> tuple[float, torch.Tensor]:
         loss, grad = fun(v.view(shape))
@@ -531,7 +550,7 @@ def _lbfgs(
             r.add_(s, alpha=alpha - rho * float(y.dot(r)))
         d = r.neg_()
         gtd = float(grad.dot(d))
-        if gtd > -tolerance_change:  # not a descent direction: nothing left to gain in float32
+        if gtd > -tolerance_change:  # not a descent direction: nothing left to gain at this precision
             break
         new_loss, new_grad, t, ls_evals = _strong_wolfe(lambda v, t, d: flat(v + t * d), x, 1.0, d, loss, grad, gtd)
         evals, it = evals + ls_evals, it + 1
@@ -581,7 +600,7 @@ def _fit_linear_path(
     def logits(x: _Features, theta: torch.Tensor) -> torch.Tensor:
         return torch.cat([F.linear(x.span(s, s + 8192), theta[:, :dim], theta[:, dim]) for s in range(0, x.n, 8192)])
 
-    theta = torch.zeros(num_classes, dim + 1, device=xtr.mean.device)  # (C, D + 1): W and the bias column
+    theta = torch.zeros(num_classes, dim + 1, device=xtr.device, dtype=xtr.dtype)  # (C, D + 1): W, bias column
     best_score, best, best_at, points, solutions = -np.inf, theta, 0, [], []
     for i, l2 in enumerate(cfg.l2_grid):
 
@@ -624,7 +643,7 @@ def _fit_linear_path(
     loose = [f"{p['l2']:g} ({p['grad_max']:.1e})" for p in points if not p["converged"]]
     if loose:
         warnings.warn(f"linear probe: L2 point(s) {', '.join(loose)} stopped above lbfgs_tol {cfg.lbfgs_tol:g} "
-                      "(max |gradient| in brackets; no further progress in float32); recorded in results.json",
+                      "(max |gradient| in brackets; no further progress at this precision); recorded in results.json",
                       stacklevel=2)  # fmt: skip
     test_logits = logits(xte, best)
     record = {
