@@ -9,13 +9,13 @@
    batch and torch threads, in alternating rounds (fresh cache each round); the ratio is the share of the
    network's own throughput that `hares eval` keeps (issue 14: >= 85%).
 2. Probe: synthetic embeddings (`--n` train x `--dim`, 50 classes, valid and test `--n // 10` each). The hares
-   linear probe of protocol v2 (full-batch L-BFGS along the L2 grid, chosen on validation; once per `--tol`,
-   default the pinned 1e-4 and a looser 1e-3) against scikit-learn `LogisticRegression` (lbfgs, same objective and
-   tolerance, `--sk-iter` iterations at most) fitted once per C = 1 / (l2 N) over the same L2 points the hares
-   path walked (the same selection), the C chosen on validation (and over `--sk-c` if given). Time and test
-   accuracy of both, and the hares path's matmul FLOPs at this machine's measured float32 matmul rate (its compute
-   bound). For a fair comparison unset `OPENBLAS_CORETYPE` and `OPENBLAS_L2_SIZE` (they slow numpy's BLAS, which
-   scikit-learn uses; torch uses MKL).
+   linear probe of protocol v2 (full-batch preconditioned L-BFGS along the L2 grid, chosen on validation; once per
+   `--tol`, default the pinned 1e-5, and once without the preconditioner unless `--no-plain`) against
+   scikit-learn `LogisticRegression` (lbfgs, same objective, tolerance `--sk-tol`, `--sk-iter` iterations at most)
+   fitted once per C = 1 / (l2 N) over the same L2 points the hares path walked (the same selection), the C
+   chosen on validation (and over `--sk-c` if given). Time and test accuracy of both, and the hares path's
+   matmul FLOPs at this machine's measured float32 matmul rate (its compute bound). For a fair comparison unset
+   `OPENBLAS_CORETYPE` and `OPENBLAS_L2_SIZE` (they slow numpy's BLAS, which scikit-learn uses; torch uses MKL).
 
     python benchmarks/eval_pipeline.py                    # the issue's sizes (2,000 x 5 s; 50,000 x 3456)
     python benchmarks/eval_pipeline.py --n 20000 --clips 500   # scaled down
@@ -162,21 +162,26 @@ def bench_probe(args: argparse.Namespace) -> None:
     n = len(xtr)
     print(f"probe: {n} train x {args.dim} (valid {len(xva)}, test {len(xte)}), 50 classes, "
           f"{torch.get_num_threads()} thread(s)")  # fmt: skip
-    torch.optim.LBFGS([torch.zeros(1, requires_grad=True)])  # torch.optim's one-time import (~2 s), not timed
+    from torch.optim.lbfgs import _strong_wolfe  # noqa: F401  torch.optim's one-time import (~2 s), not timed
+
     rate = matmul_gflops()
     print(f"  float32 matmul (2048^3): {rate:.1f} GFLOP/s")
     walked, ours = None, {}
-    for tol in args.tol:
-        res, sec = _hares_probe(splits, ProbeConfig(seeds=tuple(range(args.seeds)), lbfgs_tol=tol))
+    variants = [(tol, True) for tol in args.tol] + ([(args.tol[0], False)] if not args.no_plain else [])
+    for tol, precondition in variants:
+        cfg = ProbeConfig(seeds=tuple(range(args.seeds)), lbfgs_tol=tol, lbfgs_precondition=precondition)
+        res, sec = _hares_probe(splits, cfg)
         s0 = res["seeds"][0]
-        evals = sum(p["evaluations"] for p in s0["grid_valid"])
+        evals = s0["lbfgs_evaluations"]
         gflop = evals * 4 * n * args.dim * 50 / 1e9  # x @ W^T and dlogits^T @ x per evaluation
-        print(f"  hares L-BFGS, tol {tol:g}: {sec:7.1f} s, test {100 * res['test']:.2f}%, picked l2 {s0['l2']:g}, "
+        name = f"tol {tol:g}, {'preconditioned' if precondition else 'no preconditioner'}"
+        print(f"  hares L-BFGS, {name}: {sec:7.1f} s, test {100 * res['test']:.2f}%, picked l2 {s0['l2']:g}, "
               f"{s0['lbfgs_iterations']} iterations, {evals} evaluations = {gflop:.0f} GFLOP = {gflop / rate:.1f} s at "
-              f"the matmul rate ({gflop / rate / sec:.0%} of it)")  # fmt: skip
-        print("    path (l2: iterations, valid %): " + ", ".join(
-              f"{p['l2']:g}: {p['iterations']}, {100 * p['valid']:.2f}" for p in s0["grid_valid"]))  # fmt: skip
-        ours[tol] = (res["test"], sec)
+              f"the matmul rate ({gflop / rate / sec:.0%} of the time)")  # fmt: skip
+        print("    path (l2: iterations, evaluations, valid %): " + ", ".join(
+              f"{p['l2']:g}: {p['iterations']}, {p['evaluations']}, {100 * p['valid']:.2f}"
+              for p in s0["grid_valid"]))  # fmt: skip
+        ours[name] = (res["test"], sec)
         walked = walked or [p["l2"] for p in s0["grid_valid"]]
     if args.adam:
         res, sec = _hares_probe(splits, ProbeConfig(seeds=tuple(range(args.seeds)), linear_solver="adam"))
@@ -190,22 +195,25 @@ def bench_probe(args: argparse.Namespace) -> None:
     grids = {"the hares path's L2 points": [1 / (l2 * n) for l2 in walked]}
     if args.sk_c:
         grids["C in --sk-c"] = args.sk_c
-    for name, cs in grids.items():
-        t0 = time.perf_counter()
-        fits = []
-        for c in cs:
-            t1 = time.perf_counter()
-            model = LogisticRegression(C=c, max_iter=args.sk_iter).fit(xtr_s, ytr)
-            fits.append((model.score(xva_s, yva), -c, model.score(xte_s, yte), time.perf_counter() - t1,
-                         model.n_iter_[0]))  # fmt: skip
-            print(f"    sklearn C={c:.3g} (l2 {1 / (c * n):.3g}): {fits[-1][3]:.1f} s, {fits[-1][4]} iterations, "
-                  f"valid {100 * fits[-1][0]:.2f}%, test {100 * fits[-1][2]:.2f}%")  # fmt: skip
-        sk = time.perf_counter() - t0 + 0.0
-        best = max(fits)  # ties: the smaller C (stronger L2), as the hares path
-        print(f"  sklearn LogisticRegression (lbfgs, max_iter {args.sk_iter}), {name}, chosen on valid "
-              f"(C={-best[1]:.3g}): {sk:7.1f} s, test {100 * best[2]:.2f}%")  # fmt: skip
-        for tol, (acc, sec) in ours.items():
-            print(f"    hares tol {tol:g}: {sk / sec:.2f}x faster, test accuracy {100 * (acc - best[2]):+.2f} points")
+    for sk_tol in args.sk_tol:
+        for name, cs in grids.items():
+            t0 = time.perf_counter()
+            fits = []
+            for c in cs:
+                t1 = time.perf_counter()
+                model = LogisticRegression(C=c, tol=sk_tol, max_iter=args.sk_iter).fit(xtr_s, ytr)
+                fits.append((model.score(xva_s, yva), -c, model.score(xte_s, yte), time.perf_counter() - t1,
+                             model.n_iter_[0]))  # fmt: skip
+                valid, _, test, sec, iters = fits[-1]
+                print(f"    sklearn C={c:.3g} (l2 {1 / (c * n):.3g}), tol {sk_tol:g}: {sec:.1f} s, {iters} iterations, "
+                      f"valid {100 * valid:.2f}%, test {100 * test:.2f}%")  # fmt: skip
+            sk = time.perf_counter() - t0 + 0.0
+            best = max(fits)  # ties: the smaller C (stronger L2), as the hares path
+            print(f"  sklearn LogisticRegression (lbfgs, tol {sk_tol:g}, max_iter {args.sk_iter}), {name}, chosen on "
+                  f"valid (C={-best[1]:.3g}): {sk:7.1f} s, test {100 * best[2]:.2f}%")  # fmt: skip
+            for ours_name, (acc, sec) in ours.items():
+                gap = 100 * (acc - best[2])
+                print(f"    hares {ours_name}: {sk / sec:.2f}x faster, test accuracy {gap:+.2f} points")
 
 
 def main() -> None:
@@ -224,10 +232,12 @@ def main() -> None:
     p.add_argument("--n", type=int, default=50000)
     p.add_argument("--dim", type=int, default=3456)
     p.add_argument("--seeds", type=int, default=1)
-    p.add_argument("--tol", type=float, nargs="+", default=[1e-4, 1e-3], help="hares L-BFGS tolerances to run")
+    p.add_argument("--tol", type=float, nargs="+", default=[1e-5], help="hares L-BFGS tolerances to run")
+    p.add_argument("--no-plain", action="store_true", help="skip the L-BFGS run without the preconditioner")
     p.add_argument("--adam", action="store_true", help="also the Adam grid (linear_solver=adam)")
     p.add_argument("--sk-c", type=float, nargs="*", default=[], help="also sklearn over these C values")
     p.add_argument("--sk-iter", type=int, default=1000)
+    p.add_argument("--sk-tol", type=float, nargs="+", default=[1e-4], help="scikit-learn tolerances (its default 1e-4)")
     p.add_argument("--threads", type=int, default=None, help="torch and BLAS threads (default: torch's)")
     p.add_argument("--skip-extraction", action="store_true")
     p.add_argument("--skip-probe", action="store_true")

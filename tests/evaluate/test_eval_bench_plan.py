@@ -13,6 +13,7 @@ from hares.evaluate.bench import measure_encoder
 from hares.evaluate.embed import extract
 from hares.evaluate.encoders import load_encoder
 from hares.evaluate.plan import plan_eval, window_lengths
+from hares.evaluate.probe import LBFGS_PLAN_EVALS
 
 
 @pytest.fixture(autouse=True)
@@ -60,9 +61,10 @@ def test_plan_estimates_without_extracting(tmp_path, csv_task, tiny_net, monkeyp
     assert not rows["logmel"]["cached"] and rows["logmel"]["extraction_s"] > 0
     r = rows["logmel"]
     assert r["decoding_s"] > 0 and r["extraction_s"] >= max(r["network_s"], r["decoding_s"])
-    # linear probe: (4 N D C + 2 Nv D C) FLOPs per L-BFGS evaluation, 50 per L2 point, 15 points, fitted once
-    # (seed-independent); logmel D = 160, 3 classes, 36 train, 18 valid
-    assert np.isclose(rows["logmel"]["probe_gflop"] * 1e9, (4 * 36 * 160 * 3 + 2 * 18 * 160 * 3) * 50 * 15)
+    # linear probe: (4 N D C + 2 Nv D C) FLOPs per L-BFGS evaluation, LBFGS_PLAN_EVALS per L2 point, 15 points,
+    # fitted once (seed-independent); logmel D = 160, 3 classes, 36 train, 18 valid
+    flops = (4 * 36 * 160 * 3 + 2 * 18 * 160 * 3) * LBFGS_PLAN_EVALS * 15
+    assert np.isclose(rows["logmel"]["probe_gflop"] * 1e9, flops)
     assert rows[f"random:{tiny_net}"]["probe_gflop"] < rows["logmel"]["probe_gflop"]  # 8-d embeddings
 
     monkeypatch.undo()

@@ -10,7 +10,7 @@ embeddings are already cached, and estimated extraction and probe times:
   the network (the larger of the two counts), else the two add up. For a large network decoding hides behind
   it; for a small network on short 8 kHz clips it dominates (BENCHMARKS.md compares plan and run);
 - probe: FLOPs of one pass (forward + weight gradients on train, forward on valid) times the passes the
-  protocol-v2 probe makes (`ProbeConfig.plan_passes`: the linear L-BFGS path ~50 loss evaluations per L2 point,
+  protocol-v2 probe makes (`ProbeConfig.plan_passes`: the linear L-BFGS path ~25 loss evaluations per L2 point,
   once; the MLP's Adam grid, every head at once, for its epoch budget per seed), summed over folds, at
   `PROBE_EFFICIENCY` of this device's measured matmul peak. Early stopping usually ends sooner: an upper estimate.
 """
