@@ -47,3 +47,18 @@ def blobs(n: int, classes: int, dim: int, seed: int, sep: float = 0.6):
         y = rng.integers(0, classes, m)
         out.append((((centres[y] + rng.normal(size=(m, dim))) * scale + 2).astype(np.float32), y))
     return out
+
+
+def multilabel_blobs(n, classes: int, dim: int, seed: int, sep: float = 0.25, bias: float = -2.0):
+    """Multi-label rows where one-vs-rest logistic regression is Bayes-optimal: Gaussian features (unequal scales,
+    an offset), each label drawn independently with probability sigmoid(z . w_c + b_c). Targets (N, C) uint8."""
+    rng = np.random.default_rng(seed)
+    w = rng.normal(size=(dim, classes)) * sep
+    b = rng.normal(bias, 0.5, classes)
+    scale = rng.uniform(0.5, 3.0, dim)
+    out = []
+    for m in n:
+        z = rng.normal(size=(m, dim))
+        y = (rng.random((m, classes)) < 1 / (1 + np.exp(-(z @ w + b)))).astype(np.uint8)
+        out.append(((z * scale + 2).astype(np.float32), y))
+    return out

@@ -26,6 +26,8 @@
   head beat 62.74 at any epoch); every grid point was about equally good on the 3,000-row validation split, so
   only regularisation, not selection, could close the gap. Weight decay 1e-2 plus averaging: 62.86-63.06 over 3
   probe seeds, and the regularised heads also win on validation.
+  The multi-label loss is summed over classes (one logistic loss per class, as the L-BFGS objective): averaged over
+  classes, a weight decay acted C times more strongly on a C-class task and only wd 0 was usable at 100 classes.
 - The test split is scored once, for the chosen grid point; its raw logits are returned for paired statistics.
 """
 
@@ -322,7 +324,7 @@ def _backward(model: GridModel, x: torch.Tensor, y: torch.Tensor, heads: torch.T
     with torch.no_grad():
         logits = model.forward(x, heads, train=False)  # (g, B, C)
         if multilabel:
-            dlogits = (torch.sigmoid(logits) - y.float()[None]) / (logits.shape[1] * logits.shape[2])
+            dlogits = (torch.sigmoid(logits) - y.float()[None]) / logits.shape[1]
         else:
             dlogits = torch.exp(logits - logits.amax(dim=-1, keepdim=True))  # softmax: faster than torch.softmax
             dlogits /= dlogits.sum(dim=-1, keepdim=True)  # for few classes on CPU
@@ -336,10 +338,12 @@ def _backward(model: GridModel, x: torch.Tensor, y: torch.Tensor, heads: torch.T
 
 
 def _loss(logits: torch.Tensor, y: torch.Tensor, multilabel: bool) -> torch.Tensor:
-    """Sum over heads of each head's mean loss: logits (g, B, C)."""
+    """Sum over heads of each head's mean loss over rows: logits (g, B, C). Multi-label: the sigmoid BCE summed over
+    classes (one logistic loss per class, as the L-BFGS objective), so a weight decay means the same per class
+    whatever the number of classes (a mean over classes made it C times stronger: BENCHMARKS.md, "MLP probe")."""
     if multilabel:
         target = y.float()[None].expand_as(logits)
-        return F.binary_cross_entropy_with_logits(logits, target, reduction="none").mean(dim=(1, 2)).sum()
+        return F.binary_cross_entropy_with_logits(logits, target, reduction="none").sum(dim=2).mean(dim=1).sum()
     g, b, c = logits.shape
     return F.cross_entropy(logits.reshape(g * b, c), y.repeat(g), reduction="sum") / b
 
