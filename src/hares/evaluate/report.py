@@ -219,6 +219,24 @@ def _target_name(target: str) -> str:
     return {"hares": "HARES", "mean": "Mean over tasks"}.get(target, DISPLAY.get(target, target))
 
 
+def data_notes(results: dict[str, Any]) -> list[str]:
+    """Report lines for what the dataset adapters found (`tasks[name]["manifest_report"]`): groups a release itself
+    puts in two splits (followed as published, docs/DATASETS.md) and listed clips whose audio is missing."""
+    lines = []
+    for name, info in sorted(results.get("tasks", {}).items()):
+        report = info.get("manifest_report") or {}
+        straddling = report.get("straddling") or {}
+        if straddling:
+            shown = ", ".join(f"`{g}` ({'/'.join(s)})" for g, s in list(straddling.items())[:4])
+            more = f" and {len(straddling) - 4} more" if len(straddling) > 4 else ""
+            lines.append(f"- {name}: {len(straddling)} recording/speaker group(s) sit in two splits as the release "
+                         f"defines them, followed as published: {shown}{more}")  # fmt: skip
+        missing = sum((report.get("missing") or {}).values()) if isinstance(report.get("missing"), dict) else 0
+        if missing:
+            lines.append(f"- {name}: {missing:,} listed clip(s) have no audio file and were left out")
+    return ["", "## Data notes", "", *lines] if lines else []
+
+
 def _markdown_details(results: dict[str, Any]) -> list[str]:
     lines = ["", "## Bad audio (skipped)", ""]
     bad = {}
@@ -231,6 +249,7 @@ def _markdown_details(results: dict[str, Any]) -> list[str]:
             lines += [f"  - `{f}`" for f in sorted(files)]
     else:
         lines.append("None.")
+    lines += data_notes(results)
     lines += ["", "## Provenance", ""]
     sha = results.get("git_sha") or "unknown"
     dirty = " + local changes" if results.get("git_dirty") else ""
