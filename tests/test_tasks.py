@@ -194,3 +194,18 @@ def test_straddling_groups_are_reported_for_release_splits_and_refused_for_ours(
     with pytest.raises(ValueError, match="appears in splits"):  # one clip in two splits: refused either way
         check_disjoint([*clips, Clip("/a.wav", ("x",), "fold3")], groups="report")
     assert get_task("esc50").release_split and not get_task("birdsong").release_split
+
+
+def test_report_names_the_groups_a_release_puts_in_two_splits():
+    from hares.evaluate.report import data_notes
+
+    results = {"tasks": {
+        "esc50": {"manifest_report": {"straddling": {"src:131943": ["fold2", "fold3"]}}},
+        "audioset": {"manifest_report": {"missing": {"eval_segments.csv": 12, "balanced_train_segments.csv": 3}}},
+        "tut18": {"manifest_report": {}},
+        "birdsong": {"manifest_report": {"missing": ["a.wav", "b.wav"]}},
+    }}  # fmt: skip
+    text = "\n".join(data_notes(results))
+    assert "## Data notes" in text and "`src:131943` (fold2/fold3)" in text and "15 listed clip(s)" in text
+    assert "birdsong: 2 listed clip(s)" in text
+    assert "tut18" not in text and data_notes({"tasks": {"tut18": {}}}) == []

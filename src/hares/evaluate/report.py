@@ -180,12 +180,19 @@ def render_markdown(results: dict[str, Any]) -> str:
     if refs:
         lines += ["", "† Published numbers (no intervals), measured by the paper on its own data, splits and "
                   "pre-training; they are references, not paired comparisons:"]  # fmt: skip
-        lines += [f"- {c['column']} = `{c['name']}`: {c['objective']}, trained on {c['training_data']}"
-                  + (f"; {c['note']}" if c.get("note") else "") for c in refs]
+        lines += [
+            f"- {c['column']} = `{c['name']}`: {c['objective']}, trained on {c['training_data']}"
+            + (f"; {c['note']}" if c.get("note") else "")
+            for c in refs
+        ]
     mismatch = results.get("merge", {}).get("protocol_mismatch")
     if mismatch:
-        lines += ["", "**Protocol mismatch (merged with --allow-protocol-mismatch)**: the runs differ in "
-                  + "; ".join(mismatch) + ". Scores from different protocols are not strictly comparable."]
+        lines += [
+            "",
+            "**Protocol mismatch (merged with --allow-protocol-mismatch)**: the runs differ in "
+            + "; ".join(mismatch)
+            + ". Scores from different protocols are not strictly comparable.",
+        ]
     lines += _markdown_paired(results)
     lines += _markdown_details(results)
     if has_layers(results):
@@ -219,6 +226,25 @@ def _target_name(target: str) -> str:
     return {"hares": "HARES", "mean": "Mean over tasks"}.get(target, DISPLAY.get(target, target))
 
 
+def data_notes(results: dict[str, Any]) -> list[str]:
+    """Report lines for what the dataset adapters found (`tasks[name]["manifest_report"]`): groups a release itself
+    puts in two splits (followed as published, docs/DATASETS.md) and listed clips whose audio is missing."""
+    lines = []
+    for name, info in sorted(results.get("tasks", {}).items()):
+        report = info.get("manifest_report") or {}
+        straddling = report.get("straddling") or {}
+        if straddling:
+            shown = ", ".join(f"`{g}` ({'/'.join(s)})" for g, s in list(straddling.items())[:4])
+            more = f" and {len(straddling) - 4} more" if len(straddling) > 4 else ""
+            lines.append(f"- {name}: {len(straddling)} recording/speaker group(s) sit in two splits as the release "
+                         f"defines them, followed as published: {shown}{more}")  # fmt: skip
+        missing = report.get("missing") or {}
+        missing = sum(missing.values()) if isinstance(missing, dict) else len(missing)  # per file, or the clips
+        if missing:
+            lines.append(f"- {name}: {missing:,} listed clip(s) have no audio file and were left out")
+    return ["", "## Data notes", "", *lines] if lines else []
+
+
 def _markdown_details(results: dict[str, Any]) -> list[str]:
     lines = ["", "## Bad audio (skipped)", ""]
     bad = {}
@@ -231,6 +257,7 @@ def _markdown_details(results: dict[str, Any]) -> list[str]:
             lines += [f"  - `{f}`" for f in sorted(files)]
     else:
         lines.append("None.")
+    lines += data_notes(results)
     lines += ["", "## Provenance", ""]
     sha = results.get("git_sha") or "unknown"
     dirty = " + local changes" if results.get("git_dirty") else ""
@@ -314,7 +341,7 @@ def plot_paired(results: dict[str, Any], path: str | os.PathLike) -> None:
         ax.axvline(0, color="grey", lw=0.8)
         ax.set_title(f"{a} − {b}", fontsize=9)
         ax.set_xlabel("difference (points)")
-    for ax in axes[len(pairs):]:
+    for ax in axes[len(pairs) :]:
         ax.set_visible(False)
     axes[0].set_yticks(list(ys.values()))
     axes[0].set_yticklabels([_target_name(t) for t in targets], fontsize=8)
