@@ -192,6 +192,11 @@ class _Features:
         return x[torch.as_tensor(np.argsort(order), device=self.device)]
 
 
+def _rng_devices(device: torch.device) -> list[int]:
+    """The CUDA devices whose RNG `torch.random.fork_rng` must save for work on `device`."""
+    return [device.index or 0] if device.type == "cuda" else []
+
+
 def _chunks(idx: np.ndarray, size: int) -> list[np.ndarray]:
     return [idx[i : i + size] for i in range(0, len(idx), size)]
 
@@ -380,8 +385,7 @@ def train_probe(
     """
     device = torch.device(device)
     metric_fn = METRICS[metric]
-    mean, std = standardizer(train[0])
-    mean, std = mean.to(device), std.to(device)
+    mean, std = standardizer(train[0])  # float64 on CPU: each `_Features` casts them to its device and dtype
     exact = cfg.uses_lbfgs(kind) and len(train[0]) * train[0].dim <= LBFGS_FLOAT64_VALUES
     dtype = torch.float64 if exact else torch.float32
     xs = [_Features(r, mean, std, device, max_bytes, dtype) for r, _ in (train, valid, test)]
@@ -425,8 +429,7 @@ def _train_seed(
     """One seed of the grid: (record, model with every head's best-on-validation weights restored)."""
     (xtr, xva, xte), (ytr, yva, yte) = xs, ys
     grid = cfg.grid()
-    devices = [device.index or 0] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
+    with torch.random.fork_rng(devices=_rng_devices(device)):
         torch.manual_seed(seed)
         gen = np.random.default_rng(seed)
         model = GridModel(kind, xtr.rows.dim, num_classes, len(grid), cfg, device)
@@ -544,9 +547,10 @@ class _Curvature:
         xs = x[rows.numpy()]  # (m, D); standardised, so centred up to sampling
         dim = xs.shape[1]
         if dim <= 2 * PRECONDITION_RANK:
-            lam, vec = torch.linalg.eigh(xs.double().T @ xs.double() / len(xs))
+            exact = xs.double()
+            lam, vec = torch.linalg.eigh(exact.T @ exact / len(xs))
         else:
-            with torch.random.fork_rng(devices=[xs.device.index or 0] if xs.device.type == "cuda" else []):
+            with torch.random.fork_rng(devices=_rng_devices(xs.device)):
                 torch.manual_seed(0)
                 _, sv, vec = torch.svd_lowrank(xs, q=PRECONDITION_RANK, niter=2)
             lam = sv**2 / len(xs)
@@ -677,7 +681,7 @@ def _fit_linear_path(
         else:  # the previous solution under the new L2: loss and gradient follow in closed form
             shift = l2 - cfg.l2_grid[i - 1]
             w = theta[:, :dim]
-            loss = loss + 0.5 * shift * float((w * w).sum())
+            loss = loss + 0.5 * shift * float((w.double() ** 2).sum())  # in float64, as `_linear_objective`
             grad = grad.clone()
             grad[:, :dim].add_(w, alpha=shift)
             guess = _extrapolate(list(cfg.l2_grid[:i]), solutions, l2)
