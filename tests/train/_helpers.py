@@ -1,15 +1,19 @@
-"""Helpers for the training tests: a registered tiny conv encoder and a tone writer (importable by spawned ranks)."""
+"""Helpers for the training tests: a registered tiny conv encoder, a tone writer (importable by spawned ranks) and
+a run killed right after a checkpoint."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
+import pytest
 import soundfile as sf
 import torch
 from torch import nn
 
+import hares.train.loop as loop
 from hares.models import list_models, register_model
+from hares.train.config import get_preset
 
 
 class TinyEncoder(nn.Module):
@@ -44,3 +48,23 @@ def write_tone(path: Path, freq: float, seconds: float = 1.5, sr: int = 16000, s
     path.parent.mkdir(parents=True, exist_ok=True)
     sf.write(str(path), wav.astype(np.float32), sr)
     return path
+
+
+class Crash(RuntimeError):
+    """Stands in for a kill right after a checkpoint was written."""
+
+
+def run_killed_after(monkeypatch: pytest.MonkeyPatch, preset: str, out: Path, step: int, **config) -> None:
+    """Run `preset` into `out` and kill it (raise `Crash`) right after the checkpoint of `step` was written."""
+    real_save = loop.save_training_state
+
+    def save_then_die(out, at, *args, **kwargs):
+        path = real_save(out, at, *args, **kwargs)
+        if at == step:
+            raise Crash
+        return path
+
+    monkeypatch.setattr(loop, "save_training_state", save_then_die)
+    with pytest.raises(Crash):
+        loop.pretrain(get_preset(preset, out=str(out), **config))
+    monkeypatch.setattr(loop, "save_training_state", real_save)

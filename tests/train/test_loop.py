@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from _helpers import run_killed_after
 from safetensors.torch import load_file
 
 import hares.train.loop as loop
@@ -16,10 +17,6 @@ from hares.train.config import get_preset
 from hares.train.data import DataError, open_source, write_shards
 
 TINY = dict(model="train_test_tiny", proj_hidden=32, proj_dim=8, byol_proj_dim=8, byol_memory=16, progress=False)
-
-
-class Crash(RuntimeError):
-    """Stands in for a kill right after a checkpoint was written."""
 
 
 @pytest.mark.parametrize(
@@ -36,18 +33,7 @@ def test_killed_and_resumed_run_equals_uninterrupted_run(
     common.update(ckpt_every=2, log_every=1, warmup_steps=2, num_workers=0)
     straight = loop.pretrain(get_preset("debug", out=str(tmp_path / "straight"), **common))
 
-    real_save = loop.save_training_state
-
-    def save_then_die(out, step, *args, **kwargs):
-        path = real_save(out, step, *args, **kwargs)
-        if step == 2:
-            raise Crash
-        return path
-
-    monkeypatch.setattr(loop, "save_training_state", save_then_die)
-    with pytest.raises(Crash):
-        loop.pretrain(get_preset("debug", out=str(tmp_path / "resumed"), **common))
-    monkeypatch.setattr(loop, "save_training_state", real_save)
+    run_killed_after(monkeypatch, "debug", tmp_path / "resumed", 2, **common)
     assert not (tmp_path / "resumed" / "checkpoints" / "step_00000004").exists()
     resumed = loop.pretrain(get_preset("debug", out=str(tmp_path / "resumed"), resume=True, **common))
 

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from _helpers import run_killed_after
 from safetensors.torch import load_file
 
 import hares.train.loop as loop
@@ -22,26 +23,11 @@ needs_hf = pytest.mark.skipif(importlib.util.find_spec("transformers") is None, 
 PRESETS = ["debug-cpc", pytest.param("debug-wav2vec2", marks=needs_hf)]
 
 
-class Crash(RuntimeError):
-    """Stands in for a kill right after a checkpoint was written."""
-
-
 @pytest.mark.parametrize("preset", PRESETS)
 def test_killed_and_resumed_run_equals_uninterrupted_run(tmp_path: Path, tone_folder: Path, preset, monkeypatch):
     common = dict(data=str(tone_folder), batch_size=4, steps=4, crop_seconds=0.5, ckpt_every=2, progress=False)
     straight = loop.pretrain(get_preset(preset, out=str(tmp_path / "straight"), **common))
-    real_save = loop.save_training_state
-
-    def save_then_die(out, step, *args, **kwargs):
-        path = real_save(out, step, *args, **kwargs)
-        if step == 2:
-            raise Crash
-        return path
-
-    monkeypatch.setattr(loop, "save_training_state", save_then_die)
-    with pytest.raises(Crash):
-        loop.pretrain(get_preset(preset, out=str(tmp_path / "resumed"), **common))
-    monkeypatch.setattr(loop, "save_training_state", real_save)
+    run_killed_after(monkeypatch, preset, tmp_path / "resumed", 2, **common)
     resumed = loop.pretrain(get_preset(preset, out=str(tmp_path / "resumed"), resume=True, **common))
 
     saved = {}
