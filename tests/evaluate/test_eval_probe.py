@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from _eval_helpers import blobs
+from _eval_helpers import blobs, sklearn_tuned
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
@@ -127,6 +127,24 @@ def test_mlp_probe_multilabel_map_and_seeds():
     assert len(result["seeds"]) == 2 and result["test_std"] >= 0
     assert result["seeds"][0]["grid_valid"] != result["seeds"][1]["grid_valid"]  # seeds differ
 
+    seen = {}  # the epoch hook (benchmarks/mlp_probe.py) sees every epoch's valid/test logits and changes nothing
+
+    def hook(seed, epoch, heads, valid_logits, test_logits):
+        assert valid_logits.shape == (len(heads), 200, classes) and test_logits.shape == (len(heads), 200, classes)
+        for j, h in enumerate(heads.tolist()):
+            seen[seed, h, epoch] = (mean_average_precision(valid_logits[j], y[500:700]), test_logits[j])
+
+    hooked = train_probe(*splits, kind="mlp", multilabel=True, num_classes=classes, metric="mAP", cfg=cfg,
+                         epoch_hook=hook)  # fmt: skip
+    assert hooked["test"] == result["test"] and hooked["seeds"] == result["seeds"]
+    for seed in hooked["seeds"]:
+        for h, g in enumerate(seed["grid_valid"]):
+            assert seen[seed["seed"], h, g["best_epoch"]][0] == pytest.approx(g["valid"])
+        chosen = cfg.grid().index((seed["lr"], seed["weight_decay"]))
+        test_logits = seen[seed["seed"], chosen, seed["best_epoch"]][1]
+        assert mean_average_precision(test_logits, y[700:]) == pytest.approx(seed["test"])
+    assert max(e for _, _, e in seen) == max(s["epochs_run"] for s in hooked["seeds"])
+
 
 def test_targets_for():
     assert targets_for([("b",), ("a",)], ["a", "b"], False).tolist() == [1, 0]
@@ -180,15 +198,6 @@ def test_test_logits_are_the_chosen_heads_raw_outputs_per_seed():
 WIDE_C = tuple(10.0 ** np.arange(-5, 3.1, 0.5))  # 1e-5 .. 1e3
 
 
-def _sklearn_tuned(splits, cs=WIDE_C):
-    """Test score of scikit-learn's LogisticRegression with C chosen on validation (same features), and the C."""
-    (xtr, ytr), (xva, yva), (xte, yte) = splits
-    scaler = StandardScaler().fit(xtr)
-    fits = [LogisticRegression(C=c, max_iter=2000).fit(scaler.transform(xtr), ytr) for c in cs]
-    best = max(fits, key=lambda m: m.score(scaler.transform(xva), yva))  # first best: the strongest L2
-    return best.score(scaler.transform(xte), yte), best.C
-
-
 def _probe(splits, **kw):
     rows = [(ArrayRows(x), torch.tensor(y)) for x, y in splits]
     return train_probe(*rows, num_classes=int(splits[0][1].max()) + 1, **kw)
@@ -197,7 +206,7 @@ def _probe(splits, **kw):
 def _check_lbfgs_against_sklearn(n_train: int, cs: tuple[float, ...]) -> None:
     splits = blobs([n_train, 2000, 4000], classes=10, dim=48, seed=4, sep=0.25)
     result = _probe(splits, cfg=ProbeConfig(seeds=(0, 1)))
-    sklearn_acc, c = _sklearn_tuned(splits, cs)
+    sklearn_acc, _, c = sklearn_tuned(splits, cs)
     assert 0.4 < sklearn_acc < 0.95  # neither trivial nor hopeless: regularisation matters
     assert abs(result["test"] - sklearn_acc) <= 0.005, (result["test"], sklearn_acc, c, result["seeds"][0]["l2"])
     first, second = result["seeds"]

@@ -57,6 +57,8 @@ def _spec(spec) -> dict:
 # tasks); above it, float32 (two matmuls per evaluation at twice the speed).
 LBFGS_FLOAT64_VALUES = 1 << 24
 LBFGS_PLAN_EVALS = 25  # loss + gradient evaluations per L2 point, for estimates (measured, preconditioned: 3-40)
+# epoch_hook(seed, epoch, heads (g,), valid logits (g, N_valid, C), test logits (g, N_test, C)): see `train_probe`
+EpochHook = Callable[[int, int, torch.Tensor, torch.Tensor, torch.Tensor], None]
 L2_GRID = (10.0, 3.0, 1.0, 0.3, 0.1, 0.03, 0.01, 3e-3, 1e-3, 3e-4, 1e-4, 3e-5, 1e-5, 3e-6, 1e-6)
 
 
@@ -375,6 +377,7 @@ def train_probe(
     device: str | torch.device = "cpu",
     max_bytes: int = 4 << 30,
     progress: Callable[[int], Any] | None = None,
+    epoch_hook: EpochHook | None = None,
 ) -> dict[str, Any]:
     """Train the grid for every seed; returns test score (mean/std over seeds, fractions) and the selections.
 
@@ -382,6 +385,10 @@ def train_probe(
     order (for paired comparisons and intervals over test clips).
 
     Each of train/valid/test is (rows, targets): class indices (N,) int64, or multi-hot (N, C) for multi-label.
+
+    `epoch_hook` (Adam probes; for analysis, e.g. benchmarks/mlp_probe.py): called after every epoch of every seed
+    as `epoch_hook(seed, epoch, heads, valid_logits, test_logits)` with the grid indices of the heads still
+    training (g,) and their (averaged) weights' logits (g, N, C). Nothing it sees feeds back into the probe.
     """
     device = torch.device(device)
     metric_fn = METRICS[metric]
@@ -400,7 +407,9 @@ def train_probe(
         if progress is not None:
             progress(len(cfg.l2_grid) * (len(cfg.seeds) - 1))  # the other seeds' share of the progress bar
     for seed in [] if runs else cfg.seeds:
-        record, _ = _train_seed(xs, ys, kind, multilabel, num_classes, metric_fn, cfg, seed, device, progress)
+        record, _ = _train_seed(
+            xs, ys, kind, multilabel, num_classes, metric_fn, cfg, seed, device, progress, epoch_hook
+        )
         test_logits.append(record.pop("test_logits"))
         runs.append(record)
     scores = np.array([r["test"] for r in runs])
@@ -425,6 +434,7 @@ def _train_seed(
     seed: int,
     device: torch.device,
     progress: Callable[[int], Any] | None,
+    epoch_hook: EpochHook | None = None,
 ) -> tuple[dict[str, Any], GridModel]:
     """One seed of the grid: (record, model with every head's best-on-validation weights restored)."""
     (xtr, xva, xte), (ytr, yva, yte) = xs, ys
@@ -454,6 +464,10 @@ def _train_seed(
             weights = average.weights(heads)  # what is validated, kept as best, and tested
             val_logits = _predict(model, xva, heads, params=weights)
             epochs_run = epoch + 1
+            if epoch_hook is not None:  # analysis only: it gets copies of what the probe sees, plus test
+                epoch_hook(
+                    seed, epochs_run, heads.clone(), val_logits.clone(), _predict(model, xte, heads, params=weights)
+                )
             with torch.no_grad():
                 for j, h in enumerate(heads.tolist()):
                     score = metric_fn(val_logits[j], yva)
