@@ -21,6 +21,7 @@ test curves of every oracle head, with the reference and the probe's score).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -72,7 +73,7 @@ def oracle(splits, multilabel: bool, cfg: ProbeConfig, epochs: int) -> dict:
             best = np.nanmax(curves[1, :, :epoch])
             print(f"  oracle epoch {epoch}/{epochs}: best test of any head so far {best:.2f}", flush=True)
 
-    never = ProbeConfig(**{**_settable(cfg), "max_epochs": epochs, "max_steps": 0, "patience": epochs + 1})
+    never = dataclasses.replace(cfg, max_epochs=epochs, max_steps=0, patience=epochs + 1)
     _, seconds = run_probe(splits, multilabel, never, hook)
     heads = []
     for j, (lr, wd) in enumerate(grid):
@@ -90,12 +91,6 @@ def oracle(splits, multilabel: bool, cfg: ProbeConfig, epochs: int) -> dict:
         "heads": heads,
         "curves": curves.tolist(),
     }
-
-
-def _settable(cfg: ProbeConfig) -> dict:
-    from dataclasses import fields
-
-    return {f.name: getattr(cfg, f.name) for f in fields(cfg) if "spec" in f.metadata}
 
 
 def plot(record: dict, path: Path) -> None:
@@ -152,8 +147,8 @@ def main() -> None:
         "multilabel": multilabel,
         "data_seed": args.data_seed,
         "rows": [len(x) for x, _ in splits],
+        "threads": torch.get_num_threads(),
     }
-    record["threads"] = torch.get_num_threads()
 
     start = time.perf_counter()
     test, valid, c = sklearn_tuned(splits, C_GRID, multilabel)
@@ -164,7 +159,7 @@ def main() -> None:
     chosen = result["seeds"][0]
     record["probe"] = {"test": result["test"], "seconds": seconds, "chosen": {k: v for k, v in chosen.items()
                        if k in ("lr", "weight_decay", "best_epoch", "valid", "epochs_run")},
-                       "grid_valid": chosen["grid_valid"], "config": _settable(cfg)}  # fmt: skip
+                       "grid_valid": chosen["grid_valid"], "config": result["config"]}  # fmt: skip
     print(f"hares MLP probe: test {100 * result['test']:.2f} ({seconds:.0f} s; chose lr {chosen['lr']:g}, "
           f"wd {chosen['weight_decay']:g}, epoch {chosen['best_epoch']} of {chosen['epochs_run']})")  # fmt: skip
 
